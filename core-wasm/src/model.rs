@@ -1,6 +1,6 @@
 //! The domain types, generated from `wit/calvert.wit`, and their small helpers.
 
-mod bindings {
+pub(crate) mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
         world: "core",

@@ -1,0 +1,261 @@
+//! The decision core component, hosted by wasmtime.
+//!
+//! [`DecisionCore`] compiles the embedded component once (cranelift) and keeps an
+//! `InstancePre`; [`CoreInstance`] is one store + instance, reused call after call.
+//! Every call gets a fuel budget, so runaway guest code stops instead of hanging the
+//! service, and a memory cap. A trap (out of fuel, out of memory, a bug in the core)
+//! becomes a [`CoreError`] for that one call; the instance is then thrown away and
+//! the next call gets a fresh one, so one bad mailbox never takes the service down.
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "core",
+    additional_derives: [PartialEq, Eq, Hash],
+});
+
+/// The WIT types as the host sees them.
+pub use exports::calvert::core::engine as wit;
+use wit::{
+    CalendarItem, Decision, DecidePolicy, EvalAnswer, MappingEntry, Observation, PhoneDiversion,
+    Problem, ReconcileAction, Rule, StatusEvent, SyncPlan, SyncPolicy, Trigger, TriggerMatch,
+    UserStatus, ZoneResolution,
+};
+
+/// The core component, as built by `build.rs` from `core-wasm` and `wit/`.
+pub static CORE_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/calvert_core.wasm"));
+
+/// Fuel for one call unless set otherwise: far above what 10,000 items need, far
+/// below a hang (about a few seconds of guest code).
+pub const DEFAULT_FUEL_PER_CALL: u64 = 20_000_000_000;
+/// Guest memory cap per instance unless set otherwise.
+pub const DEFAULT_MEMORY_LIMIT: usize = 512 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("the decision core could not be loaded: {0}; rebuild Calvert (cargo build) so the embedded component matches wit/")]
+    Load(String),
+    #[error(
+        "the decision core used up its budget in `{function}` and was stopped; the input is far larger than expected or the core has a bug: report it with the input"
+    )]
+    OutOfFuel { function: &'static str },
+    #[error("the decision core failed in `{function}`: {message}; this call was abandoned and the next one starts afresh")]
+    Trap { function: &'static str, message: String },
+    #[error("{}", Problems(.0))]
+    Rejected(Vec<Problem>),
+}
+
+/// Problems as one sentence.
+struct Problems<'a>(&'a [Problem]);
+
+impl std::fmt::Display for Problems<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            f.write_str(&p.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// The compiled core, ready to instantiate. Cheap to clone.
+#[derive(Clone)]
+pub struct DecisionCore {
+    engine: Engine,
+    component: Component,
+    pre: CorePre<StoreLimits>,
+    fuel_per_call: u64,
+    memory_limit: usize,
+}
+
+impl DecisionCore {
+    /// Compile the embedded component.
+    pub fn load() -> Result<Self, CoreError> {
+        Self::from_component(CORE_COMPONENT)
+    }
+
+    /// Compile a component (the embedded one, or a vendor's build of the same WIT world).
+    pub fn from_component(bytes: &[u8]) -> Result<Self, CoreError> {
+        let mut config = Config::new();
+        config.consume_fuel(true);
+        let engine = Engine::new(&config).map_err(|e| CoreError::Load(format!("{e:#}")))?;
+        let component = Component::new(&engine, bytes).map_err(|e| CoreError::Load(format!("{e:#}")))?;
+        // The core imports nothing, so the linker provides nothing.
+        let linker = Linker::new(&engine);
+        let pre = linker.instantiate_pre(&component).map_err(|e| CoreError::Load(format!("{e:#}")))?;
+        let pre = CorePre::new(pre).map_err(|e| CoreError::Load(format!("{e:#}")))?;
+        Ok(DecisionCore {
+            engine,
+            component,
+            pre,
+            fuel_per_call: DEFAULT_FUEL_PER_CALL,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+        })
+    }
+
+    /// Set the fuel budget of each call.
+    pub fn with_fuel_per_call(mut self, fuel: u64) -> Self {
+        self.fuel_per_call = fuel;
+        self
+    }
+
+    /// Set the guest memory cap of each instance.
+    pub fn with_memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = bytes;
+        self
+    }
+
+    /// The names the component imports: none, by design.
+    pub fn imports(&self) -> Vec<String> {
+        self.component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect()
+    }
+
+    /// The names the component exports.
+    pub fn exports(&self) -> Vec<String> {
+        self.component
+            .component_type()
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect()
+    }
+
+    /// A new instance for a sequence of calls.
+    pub fn instance(&self) -> CoreInstance {
+        CoreInstance { core: self.clone(), live: None }
+    }
+}
+
+struct Live {
+    store: Store<StoreLimits>,
+    bindings: Core,
+}
+
+/// One instance of the core, reused across calls (re-created after a trap).
+pub struct CoreInstance {
+    core: DecisionCore,
+    live: Option<Live>,
+}
+
+impl CoreInstance {
+    fn instantiate(&self) -> Result<Live, CoreError> {
+        let limits = StoreLimitsBuilder::new().memory_size(self.core.memory_limit).instances(1).build();
+        let mut store = Store::new(&self.core.engine, limits);
+        store.limiter(|limits| limits);
+        store.set_fuel(self.core.fuel_per_call).map_err(|e| CoreError::Load(format!("{e:#}")))?;
+        let bindings = self.core.pre.instantiate(&mut store).map_err(|e| CoreError::Load(format!("{e:#}")))?;
+        Ok(Live { store, bindings })
+    }
+
+    /// Run one export with a fresh fuel budget; a trap discards the instance.
+    fn call<T>(
+        &mut self,
+        function: &'static str,
+        f: impl FnOnce(&wit::Guest, &mut Store<StoreLimits>) -> wasmtime::Result<T>,
+    ) -> Result<T, CoreError> {
+        let live = match &mut self.live {
+            Some(live) => live,
+            None => self.live.insert(self.instantiate()?),
+        };
+        live.store.set_fuel(self.core.fuel_per_call).map_err(|e| CoreError::Load(format!("{e:#}")))?;
+        let engine = live.bindings.calvert_core_engine();
+        match f(engine, &mut live.store) {
+            Ok(value) => Ok(value),
+            Err(error) => {
+                self.live = None;
+                if error.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) {
+                    Err(CoreError::OutOfFuel { function })
+                } else {
+                    Err(CoreError::Trap { function, message: format!("{error:#}") })
+                }
+            }
+        }
+    }
+
+    fn rejected<T>(result: Result<T, Vec<Problem>>) -> Result<T, CoreError> {
+        result.map_err(CoreError::Rejected)
+    }
+
+    pub fn decide(
+        &mut self,
+        items: &[CalendarItem],
+        policy: &DecidePolicy,
+        triggers: &[Trigger],
+        zone: &str,
+        now: i64,
+    ) -> Result<Decision, CoreError> {
+        let r = self.call("decide", |g, s| g.call_decide(s, items, policy, triggers, zone, now))?;
+        Self::rejected(r)
+    }
+
+    pub fn resolve_trigger(&mut self, subject: &str, triggers: &[Trigger]) -> Result<Option<TriggerMatch>, CoreError> {
+        let r = self.call("resolve-trigger", |g, s| g.call_resolve_trigger(s, subject, triggers))?;
+        Self::rejected(r)
+    }
+
+    pub fn reconcile(
+        &mut self,
+        desired: Option<&PhoneDiversion>,
+        last_applied: Option<&PhoneDiversion>,
+        observed: &Observation,
+    ) -> Result<ReconcileAction, CoreError> {
+        self.call("reconcile", |g, s| g.call_reconcile(s, desired, last_applied, observed))
+    }
+
+    pub fn route(&mut self, address: &str, rules: &[Rule]) -> Result<Option<String>, CoreError> {
+        let r = self.call("route", |g, s| g.call_route(s, address, rules))?;
+        Self::rejected(r)
+    }
+
+    pub fn validate_config(&mut self, triggers: &[Trigger], rules: &[Rule]) -> Result<Vec<Problem>, CoreError> {
+        self.call("validate-config", |g, s| g.call_validate_config(s, triggers, rules))
+    }
+
+    pub fn resolve_zone(&mut self, id: &str, fallback: &str) -> Result<ZoneResolution, CoreError> {
+        let r = self.call("resolve-zone", |g, s| g.call_resolve_zone(s, id, fallback))?;
+        Self::rejected(r)
+    }
+
+    pub fn local_to_instant(&mut self, local: &str, zone: &str) -> Result<i64, CoreError> {
+        let r = self.call("local-to-instant", |g, s| g.call_local_to_instant(s, local, zone))?;
+        Self::rejected(r)
+    }
+
+    pub fn instant_to_local(&mut self, at: i64, zone: &str) -> Result<String, CoreError> {
+        let r = self.call("instant-to-local", |g, s| g.call_instant_to_local(s, at, zone))?;
+        Self::rejected(r)
+    }
+
+    pub fn plan_sync(
+        &mut self,
+        exchange: &[CalendarItem],
+        business: &[CalendarItem],
+        mapping: &[MappingEntry],
+        policy: &SyncPolicy,
+        now: i64,
+    ) -> Result<SyncPlan, CoreError> {
+        let r = self.call("plan-sync", |g, s| g.call_plan_sync(s, exchange, business, mapping, policy, now))?;
+        Self::rejected(r)
+    }
+
+    pub fn fingerprint(&mut self, item: &CalendarItem) -> Result<String, CoreError> {
+        self.call("fingerprint", |g, s| g.call_fingerprint(s, item))
+    }
+
+    pub fn next_status(&mut self, current: &UserStatus, event: &StatusEvent) -> Result<UserStatus, CoreError> {
+        let r = self.call("next-status", |g, s| g.call_next_status(s, current, event))?;
+        Self::rejected(r)
+    }
+
+    /// One `calvert eval` request; `Ok(Err(sentence))` is a rejected request.
+    pub fn eval(&mut self, request: &str) -> Result<Result<EvalAnswer, String>, CoreError> {
+        self.call("eval", |g, s| g.call_eval(s, request))
+    }
+}

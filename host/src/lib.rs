@@ -1,0 +1,10 @@
+//! Calvert's native host.
+//!
+//! The host owns everything the core may not touch: time, I/O, storage, retries.
+//! It runs the decision core as a WebAssembly component ([`component`]) and offers
+//! `calvert eval` and the demo on top of it.
+
+pub mod component;
+pub mod demo;
+
+pub use component::{CoreError, CoreInstance, DecisionCore};
