@@ -1,0 +1,92 @@
+//! `decide_with_config` never panics, and when it answers, the answer is coherent:
+//! `next_change` lies after `now`, the diversion names an input item and ends after
+//! `now`, `skipped` is sorted by id with one entry per id, and the order of the
+//! items does not matter.
+#![no_main]
+
+use arbitrary::{Arbitrary, Unstructured};
+use calvert_core::decide::decide_with_config;
+use calvert_fuzz::{
+    ArbDecidePolicy, ArbInstant, ArbItem, ArbTrigger, Choice, MAX_ITEMS, ZONES, build_items, build_triggers,
+    small_vec,
+};
+use libfuzzer_sys::fuzz_target;
+
+/// Ids: a small alphabet so that duplicates (identical or not) are common.
+const IDS: &[&str] = &["a", "b", "c", "d", "AAMk1", "", "ä"];
+
+#[derive(Debug)]
+struct Input {
+    items: Vec<ArbItem>,
+    policy: ArbDecidePolicy,
+    triggers: Vec<ArbTrigger>,
+    zone: Choice,
+    now: ArbInstant,
+    rotate: u8,
+}
+
+impl<'a> Arbitrary<'a> for Input {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(Input {
+            now: u.arbitrary()?,
+            zone: u.arbitrary()?,
+            policy: u.arbitrary()?,
+            triggers: small_vec(u, 6)?,
+            rotate: u.arbitrary()?,
+            items: small_vec(u, MAX_ITEMS)?,
+        })
+    }
+}
+
+fuzz_target!(|input: Input| {
+    let items = build_items(&input.items, IDS);
+    let policy = input.policy.get();
+    let triggers = build_triggers(&input.triggers, 6);
+    let zone = input.zone.get(ZONES);
+    let now = input.now.get();
+
+    let result = decide_with_config(&items, &policy, &triggers, &zone, now);
+
+    // Order independence: reversed and rotated lists give the same answer.
+    let mut reversed = items.clone();
+    reversed.reverse();
+    let again = decide_with_config(&reversed, &policy, &triggers, &zone, now);
+    let mut rotated = items.clone();
+    if !rotated.is_empty() {
+        let k = usize::from(input.rotate) % rotated.len();
+        rotated.rotate_left(k);
+    }
+    let rotated = decide_with_config(&rotated, &policy, &triggers, &zone, now);
+    assert_eq!(result.is_ok(), again.is_ok(), "reversing the items changed Ok/Err");
+    assert_eq!(result.is_ok(), rotated.is_ok(), "rotating the items changed Ok/Err");
+
+    let Ok(decision) = result else { return };
+    assert_eq!(Ok(&decision), again.as_ref(), "reversing the items changed the decision");
+    assert_eq!(Ok(&decision), rotated.as_ref(), "rotating the items changed the decision");
+
+    if let Some(next) = decision.next_change {
+        assert!(next > now, "next_change {next} is not after now {now}");
+    }
+    if let Some(div) = &decision.diversion {
+        assert!(
+            items.iter().any(|i| i.id == div.item_id),
+            "diversion item {:?} is not an input item",
+            div.item_id
+        );
+        assert!(
+            !decision.skipped.iter().any(|s| s.id == div.item_id),
+            "diversion item {:?} is also skipped",
+            div.item_id
+        );
+        assert!(div.until > now, "diversion until {} is not after now {now}", div.until);
+        let next = decision.next_change.expect("a diversion is active, so its end is a later change");
+        assert!(next <= div.until, "next_change {next} is after the diversion ends ({})", div.until);
+        assert!(!div.reason.trim().is_empty(), "empty reason");
+    }
+    for pair in decision.skipped.windows(2) {
+        assert!(pair[0].id < pair[1].id, "skipped not sorted by id or not unique: {:?}", decision.skipped);
+    }
+    for s in &decision.skipped {
+        assert!(items.iter().any(|i| i.id == s.id), "skipped id {:?} is not an input id", s.id);
+    }
+});
