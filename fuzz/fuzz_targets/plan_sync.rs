@@ -32,6 +32,10 @@ impl<'a> Arbitrary<'a> for Input {
     }
 }
 
+fn rev<T: Clone>(v: &[T]) -> Vec<T> {
+    v.iter().rev().cloned().collect()
+}
+
 fn item<'a>(items: &'a [CalendarItem], id: Option<&str>) -> Option<&'a CalendarItem> {
     let id = id?;
     items.iter().find(|i| i.id == id)
@@ -46,11 +50,6 @@ fuzz_target!(|input: Input| {
 
     let result = calvert_core::plan_sync(&exchange, &business, &mapping, &policy, now);
 
-    let rev = |v: &[_]| {
-        let mut v: Vec<_> = v.to_vec();
-        v.reverse();
-        v
-    };
     let again = calvert_core::plan_sync(&rev(&exchange), &rev(&business), &rev(&mapping), &policy, now);
     assert_eq!(result.is_ok(), again.is_ok(), "reversing the inputs changed Ok/Err");
 

@@ -19,14 +19,14 @@ fn instant() -> impl Strategy<Value = i64> {
 
 pub fn free_busy() -> impl Strategy<Value = FreeBusy> {
     prop::sample::select(vec![
-        FreeBusy::Free, FreeBusy::Tentative, FreeBusy::Busy, FreeBusy::Busy, FreeBusy::Oof,
+        FreeBusy::Free, FreeBusy::Tentative, FreeBusy::Busy, FreeBusy::Busy, FreeBusy::Busy, FreeBusy::Busy, FreeBusy::Oof,
         FreeBusy::WorkingElsewhere, FreeBusy::NoData,
     ])
 }
 
 pub fn response() -> impl Strategy<Value = Response> {
     prop::sample::select(vec![
-        Response::Unknown, Response::Organizer, Response::Organizer, Response::Tentative, Response::Accept,
+        Response::Unknown, Response::Organizer, Response::Organizer, Response::Organizer, Response::Tentative, Response::Accept, Response::Accept,
         Response::Decline, Response::NoResponse,
     ])
 }
@@ -92,12 +92,13 @@ pub const IDS: &[&str] = &["a", "b", "c", "d", "e", "f", "g", "h"];
 pub const BUSINESS_IDS: &[&str] = &["B1", "B2", "B3", "B4", "B5"];
 
 pub fn items() -> impl Strategy<Value = Vec<CalendarItem>> {
-    prop::collection::vec(item(IDS), 0..12)
+    prop::collection::vec(item(IDS), 0..16)
 }
 
 pub fn triggers() -> impl Strategy<Value = Vec<Trigger>> {
-    let all = vec![("lunch", "LUNCH"), ("möte", "MEETING"), ("kund möte", "CUSTOMER"), ("semester", "VACATION"), ("Lunch", "DUP"), ("strasse", "STREET")];
-    prop::sample::subsequence(all, 0..5)
+    let valid = vec![("lunch", "LUNCH"), ("möte", "MEETING"), ("kund möte", "CUSTOMER"), ("semester", "VACATION"), ("strasse", "STREET")];
+    let with_duplicate = vec![("lunch", "LUNCH"), ("möte", "MEETING"), ("LUNCH", "DUP"), ("  ", "EMPTY")];
+    prop_oneof![4 => prop::sample::subsequence(valid, 0..5), 1 => prop::sample::subsequence(with_duplicate, 0..4)]
         .prop_map(|v| v.into_iter().map(|(w, r)| Trigger { word: w.into(), reason: r.into() }).collect())
 }
 

@@ -26,7 +26,7 @@ fn eval_answers_are_byte_identical() {
         .run(&generate::eval_request(), |request| {
             let here = native::eval::run(&request);
             let kind = match &here {
-                Err(_) => "rejected",
+                Err(e) => { if std::env::var("SHOW_REJECTED").is_ok() { eprintln!("REJ {}", &e[..e.len().min(90)]); } "rejected" }
                 Ok(a) if a.answer.contains("\"diversion\": {") => "diverted",
                 Ok(a) if a.answer.contains("\"diversion\": null") => "not diverted",
                 Ok(a) if a.answer.contains("\"action\"") => "sync actions",
