@@ -1,0 +1,214 @@
+//! `calvert` as a user runs it: `eval` per ../shared/spec/eval-io.md, `demo`, `inspect`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn calvert(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_calvert"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("calvert starts");
+    if let Some(text) = stdin {
+        child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("stdin accepts the request");
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("calvert finishes")
+}
+
+fn eval(request: &str) -> (i32, serde_json::Value, String) {
+    let out = calvert(&["eval"], Some(request));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let answer = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.code().unwrap_or(-1), answer, String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+fn repo(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+}
+
+const SPEC_DECIDE: &str = r#"{
+  "op": "decide",
+  "now": "2026-11-25T09:30:00Z",
+  "zone": "Europe/Stockholm",
+  "policy": {
+    "divert_on": ["busy", "oof"],
+    "count_tentative_response": false,
+    "default_reason": "back",
+    "oof_reason": null,
+    "return_time": "block_end"
+  },
+  "triggers": [{"word": "lunch", "reason": "LUNCH"}, {"word": "möte", "reason": "MEETING"}],
+  "items": [{
+    "id": "AAMk1", "subject": "Lunch med Eva",
+    "start": "2026-11-25T11:00:00Z", "end": "2026-11-25T12:00:00Z",
+    "free_busy": "busy", "response": "organizer",
+    "is_meeting": false, "is_cancelled": false,
+    "kind": "single", "sensitivity": "normal"
+  }]
+}"#;
+
+#[test]
+fn spec_decide_example() {
+    // At 09:30 the lunch is still ahead: nothing diverts and the host wakes at 11:00.
+    let (code, answer, _) = eval(SPEC_DECIDE);
+    assert_eq!(code, 0);
+    assert_eq!(answer, serde_json::json!({"diversion": null, "next_change": "2026-11-25T11:00:00Z", "skipped": []}));
+    // During the lunch, the answer the spec shows.
+    let (code, answer, _) = eval(&SPEC_DECIDE.replace("09:30:00Z", "11:30:00Z"));
+    assert_eq!(code, 0);
+    assert_eq!(
+        answer["diversion"],
+        serde_json::json!({"reason": "LUNCH", "until": "2026-11-25T12:00:00Z",
+                           "until_local": "2026-11-25T13:00:00+01:00", "item_id": "AAMk1"})
+    );
+    assert_eq!(answer["next_change"], "2026-11-25T12:00:00Z");
+}
+
+#[test]
+fn spec_route_resolve_trigger_and_fingerprint_examples() {
+    let (code, answer, _) = eval(
+        r#"{"op": "route", "address": "Kim@Support.Flexi.se",
+            "rules": [{"server": "mail1", "pattern": "support.flexi.se", "priority": 2},
+                      {"server": "mail2", "pattern": "flexi.se", "priority": 1}]}"#,
+    );
+    assert_eq!((code, answer), (0, serde_json::json!({"server": "mail1"})));
+    let (code, answer, _) = eval(r#"{"op": "route", "address": "kim@example.com", "rules": [{"server": "mail1", "pattern": "flexi.se", "priority": 1}]}"#);
+    assert_eq!((code, answer), (0, serde_json::json!({"server": null, "error": "no_route"})));
+    let (code, answer, _) = eval(
+        r#"{"op": "resolve_trigger", "subject": "Möte sedan lunch",
+            "triggers": [{"word": "lunch", "reason": "LUNCH"}, {"word": "möte", "reason": "MEETING"}]}"#,
+    );
+    assert_eq!((code, answer), (0, serde_json::json!({"reason": "MEETING", "word": "möte", "at": 0})));
+    let (code, answer, _) = eval(r#"{"op": "resolve_trigger", "subject": "Tandläkare", "triggers": [{"word": "lunch", "reason": "LUNCH"}]}"#);
+    assert_eq!((code, answer), (0, serde_json::json!({"reason": null})));
+    let item = r#"{"id": "AAMk1", "subject": "Kundmöte", "location": "Rum 4",
+      "body": "", "start": "2026-11-26T09:00:00Z", "end": "2026-11-26T10:00:00Z",
+      "is_all_day": false, "reminder_minutes": 15, "sensitivity": "normal",
+      "response": "organizer", "kind": "single", "is_cancelled": false,
+      "created": "2026-11-20T08:00:00Z", "modified": "2026-11-20T08:00:00Z"}"#;
+    let (code, a, _) = eval(&format!(r#"{{"op": "fingerprint", "item": {item}}}"#));
+    assert_eq!(code, 0);
+    let fp = a["fingerprint"].as_str().expect("a fingerprint string").to_string();
+    // Not id, created or modified; any basic field changes it.
+    let same = item.replace("AAMk1", "B17").replace("2026-11-20T08:00:00Z", "2026-11-21T08:00:00Z");
+    assert_eq!(eval(&format!(r#"{{"op": "fingerprint", "item": {same}}}"#)).1["fingerprint"], fp.as_str());
+    let moved = item.replace("10:00:00Z", "10:30:00Z");
+    assert_ne!(eval(&format!(r#"{{"op": "fingerprint", "item": {moved}}}"#)).1["fingerprint"], fp.as_str());
+}
+
+#[test]
+fn spec_plan_sync_example_shape() {
+    let out = calvert(&["eval", repo("examples/plan_sync.json").to_str().expect("utf-8 path")], None);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        answer,
+        serde_json::json!({
+            "actions": [
+                {"action": "update", "side": "business", "exchange_id": "AAMk1", "business_id": "B17"},
+                {"action": "create", "side": "exchange", "exchange_id": null, "business_id": "B18"}
+            ],
+            "report": {"skipped": [{"side": "exchange", "id": "AAMk9", "why": "recurring"}], "conflicts": [], "detached": []}
+        })
+    );
+}
+
+#[test]
+fn every_complete_json_request_in_the_spec_answers() {
+    // Where ../shared is beside the repository, run every request in eval-io.md that
+    // is complete JSON (the plan_sync one has placeholders and is covered above).
+    let spec = repo("../shared/spec/eval-io.md");
+    let Ok(text) = std::fs::read_to_string(&spec) else {
+        eprintln!("{} not found; skipped", spec.display());
+        return;
+    };
+    let mut ran = 0;
+    for block in text.split("```json").skip(1) {
+        let body = block.split("```").next().unwrap_or("");
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(body) else { continue };
+        if value.get("op").is_none() {
+            continue;
+        }
+        let (code, answer, stderr) = eval(body);
+        assert_eq!(code, 0, "{body}\n{stderr}");
+        assert!(answer.is_object(), "{body}");
+        ran += 1;
+    }
+    assert!(ran >= 4, "only {ran} requests found in {}", spec.display());
+}
+
+#[test]
+fn bad_input_is_exit_2_with_a_sentence() {
+    let (code, _, stderr) = eval(r#"{"op": "route", "address": "a@b.se", "colour": "blue"}"#);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown field `colour`"), "{stderr}");
+    let (code, _, stderr) = eval(
+        r#"{"op": "route", "address": "a@flexi.se", "rules": [{"server": "mail1", "pattern": "flexi.se", "priority": 1},
+                                                              {"server": "mail2", "pattern": "FLEXI.se", "priority": 1}]}"#,
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("rule 1") && stderr.contains("rule 2"), "{stderr}");
+    let (code, _, stderr) = eval(r#"{"op": "resolve_trigger", "subject": "x", "triggers": [{"word": "Möte", "reason": "A"}, {"word": "MÖTE", "reason": "B"}]}"#);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("\"Möte\"") && stderr.contains("\"MÖTE\""), "{stderr}");
+    let (code, _, stderr) = eval("{ not json");
+    assert_eq!(code, 2);
+    assert!(stderr.contains("not valid JSON"), "{stderr}");
+    let (code, _, stderr) = eval(r#"{"op": "decide", "now": "2026-11-25T09:30:00Z", "zone": "Atlantis"}"#);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown time zone \"Atlantis\""), "{stderr}");
+}
+
+#[test]
+fn warnings_go_to_standard_error() {
+    let (code, answer, stderr) = eval(
+        r#"{"op": "decide", "now": "2026-11-25T09:30:00Z", "zone": "W. Europe Standard Time",
+            "items": [{"id": "x", "start": "2026-11-24T23:00:00Z", "end": "2026-11-25T23:00:00Z",
+                       "is_all_day": true, "zone": "Nowhere Standard Time"}]}"#,
+    );
+    assert_eq!(code, 0);
+    assert_eq!(answer["diversion"]["reason"], "back");
+    assert!(stderr.contains("Nowhere Standard Time"), "{stderr}");
+}
+
+#[test]
+fn file_and_stdin_and_dash() {
+    let path = repo("examples/route.json");
+    let from_file = calvert(&["eval", path.to_str().expect("utf-8")], None);
+    let text = std::fs::read_to_string(&path).expect("example exists");
+    let from_stdin = calvert(&["eval"], Some(&text));
+    let from_dash = calvert(&["eval", "-"], Some(&text));
+    assert_eq!(from_file.stdout, from_stdin.stdout);
+    assert_eq!(from_file.stdout, from_dash.stdout);
+    let missing = calvert(&["eval", "/nonexistent/request.json"], None);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read /nonexistent/request.json"));
+}
+
+#[test]
+fn demo_plays_the_day() {
+    let out = calvert(&["demo"], None);
+    assert!(out.status.success());
+    let timeline = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "09:00  #17  kim@flexi.se   SET    MEETING  until 10:00",
+        "09:20  #20  kim@flexi.se   CLEAR",
+        "09:30  #26  kim@flexi.se   SET    MEETING  until 10:30",
+        "11:30  #40  eva@flexi.se   SET    LUNCH    until 2026-11-26 00:00",
+        "15:00  #54  ola@flexi.se   SET    VACATION until 2026-11-27 00:00",
+    ] {
+        assert!(timeline.contains(expected), "missing {expected:?} in\n{timeline}");
+    }
+    // The declined meeting and the manual diversion leave the phone alone.
+    assert!(!timeline.contains("13:00  #"), "{timeline}");
+}
+
+#[test]
+fn inspect_shows_no_imports() {
+    let out = calvert(&["inspect"], None);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("imports: none"));
+}
