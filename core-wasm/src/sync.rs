@@ -246,6 +246,7 @@ impl Planner<'_> {
                 return;
             }
         }
+        let read = (exchange.is_some(), business.is_some());
         let exchange = self.in_window(Side::Exchange, exchange);
         let business = self.in_window(Side::Business, business);
         // Absent from a read of the window counts as deleted only if the item was in
@@ -253,6 +254,14 @@ impl Planner<'_> {
         let was_in_window = entry.end >= self.window_start;
         let (ex, bz) = (entry.exchange_id.as_str(), entry.business_id.as_str());
         if self.guarded_private([(Side::Exchange, exchange), (Side::Business, business)]) {
+            self.keep(entry);
+            return;
+        }
+        // An item that was read but lies outside the window still exists: it moved out
+        // of the window since the last sync. That is not a deletion, so its copy is
+        // neither deleted nor recreated; the pair is left alone and the link kept.
+        let left_window = (read.0 && exchange.is_none()) || (read.1 && business.is_none());
+        if left_window && was_in_window {
             self.keep(entry);
             return;
         }
