@@ -17,12 +17,22 @@ use std::{env, fs};
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
 fn main() {
-    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let root = manifest_dir.parent().expect("host/ sits in the workspace").to_path_buf();
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = manifest_dir
+        .parent()
+        .expect("host/ sits in the workspace")
+        .to_path_buf();
     let core_dir = root.join("core-wasm");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
 
-    for watched in ["core-wasm/src", "core-wasm/Cargo.toml", "wit", "Cargo.toml", "Cargo.lock"] {
+    for watched in [
+        "core-wasm/src",
+        "core-wasm/Cargo.toml",
+        "wit",
+        "Cargo.toml",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
 
@@ -40,7 +50,15 @@ fn main() {
         .arg("rustc")
         .arg("--manifest-path")
         .arg(core_dir.join("Cargo.toml"))
-        .args(["--lib", "--crate-type", "cdylib", "--target", WASM_TARGET, "--profile", "core-wasm"])
+        .args([
+            "--lib",
+            "--crate-type",
+            "cdylib",
+            "--target",
+            WASM_TARGET,
+            "--profile",
+            "core-wasm",
+        ])
         .arg("--target-dir")
         .arg(&target_dir);
     // The outer build's flags are for the native host (sanitizers, clippy's wrapper,
@@ -58,10 +76,14 @@ fn main() {
     ] {
         command.env_remove(var);
     }
-    let output = command.output().expect("could not run cargo to build the WebAssembly core");
+    let output = command
+        .output()
+        .expect("could not run cargo to build the WebAssembly core");
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        if stderr.contains("target may not be installed") || stderr.contains("can't find crate for `core`") {
+        if stderr.contains("target may not be installed")
+            || stderr.contains("can't find crate for `core`")
+        {
             panic!(
                 "the WebAssembly target is not installed: run `rustup target add {WASM_TARGET}` and build again\n{stderr}"
             );
@@ -69,9 +91,16 @@ fn main() {
         panic!("building the WebAssembly core failed:\n{stderr}");
     }
 
-    let module_path = target_dir.join(WASM_TARGET).join("core-wasm").join("calvert_core.wasm");
-    let module = fs::read(&module_path)
-        .unwrap_or_else(|e| panic!("the core module {} could not be read: {e}", module_path.display()));
+    let module_path = target_dir
+        .join(WASM_TARGET)
+        .join("core-wasm")
+        .join("calvert_core.wasm");
+    let module = fs::read(&module_path).unwrap_or_else(|e| {
+        panic!(
+            "the core module {} could not be read: {e}",
+            module_path.display()
+        )
+    });
     let component = wit_component::ComponentEncoder::default()
         .module(&module)
         .and_then(|encoder| encoder.validate(true).encode())

@@ -2,7 +2,7 @@
 //! build uses, so the two cannot drift apart.
 
 use crate::model::{
-    CalendarItem, Decision, DecidePolicy, EvalAnswer, Guest, Instant, MappingEntry, Observation,
+    CalendarItem, DecidePolicy, Decision, EvalAnswer, Guest, Instant, MappingEntry, Observation,
     PhoneDiversion, Problem, ReconcileAction, Rule, StatusEvent, SyncPlan, SyncPolicy, Trigger,
     TriggerMatch, UserStatus, ZoneResolution,
 };
@@ -21,7 +21,10 @@ impl Guest for Component {
         crate::decide::decide_with_config(&items, &policy, &triggers, &zone, now)
     }
 
-    fn resolve_trigger(subject: String, triggers: Vec<Trigger>) -> Result<Option<TriggerMatch>, Vec<Problem>> {
+    fn resolve_trigger(
+        subject: String,
+        triggers: Vec<Trigger>,
+    ) -> Result<Option<TriggerMatch>, Vec<Problem>> {
         crate::trigger::resolve_trigger(&subject, &triggers)
     }
 
@@ -52,7 +55,9 @@ impl Guest for Component {
     }
 
     fn instant_to_local(at: Instant, zone: String) -> Result<String, Vec<Problem>> {
-        Zone::parse(&zone).and_then(|z| z.local_string(at)).map_err(|p| vec![p])
+        Zone::parse(&zone)
+            .and_then(|z| z.local_string(at))
+            .map_err(|p| vec![p])
     }
 
     fn plan_sync(

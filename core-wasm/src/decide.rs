@@ -5,7 +5,7 @@ use std::cmp::Reverse;
 use std::collections::BTreeMap;
 
 use crate::model::{
-    CalendarItem, Decision, DecidePolicy, Diversion, FreeBusy, Instant, ItemKind, Problem,
+    CalendarItem, DecidePolicy, Decision, Diversion, FreeBusy, Instant, ItemKind, Problem,
     ProblemKind, Problems, Response, ReturnTime, SkipReason, SkippedItem, Trigger,
 };
 use crate::trigger::TriggerSet;
@@ -41,7 +41,9 @@ fn check_instant(what: &str, id: &str, at: Instant) -> Result<(), Problem> {
     } else {
         Err(Problem::new(
             ProblemKind::InvalidTime,
-            format!("{what} of item {id:?} ({at}) is outside years -9999..9999: check the calendar source"),
+            format!(
+                "{what} of item {id:?} ({at}) is outside years -9999..9999: check the calendar source"
+            ),
         ))
     }
 }
@@ -118,7 +120,10 @@ pub fn decide(
             None
         };
         if let Some(why) = why {
-            skipped.push(SkippedItem { id: (*id).to_string(), why });
+            skipped.push(SkippedItem {
+                id: (*id).to_string(),
+                why,
+            });
             continue;
         }
         if !policy.divert_on.contains(&item.free_busy) || !response_counts(item, policy) {
@@ -135,7 +140,8 @@ pub fn decide(
                     zone.clone()
                 }),
             };
-            zone.all_day_interval(&origin, item.start, item.end).map_err(|p| vec![p])?
+            zone.all_day_interval(&origin, item.start, item.end)
+                .map_err(|p| vec![p])?
         } else {
             (item.start, item.end)
         };
@@ -166,9 +172,10 @@ pub fn decide(
         Some(winner) => {
             let reason = match triggers.resolve(&winner.item.subject) {
                 Some(found) => found.reason,
-                None if winner.item.free_busy == FreeBusy::Oof => {
-                    policy.oof_reason.clone().unwrap_or_else(|| policy.default_reason.clone())
-                }
+                None if winner.item.free_busy == FreeBusy::Oof => policy
+                    .oof_reason
+                    .clone()
+                    .unwrap_or_else(|| policy.default_reason.clone()),
                 None => policy.default_reason.clone(),
             };
             let until = match policy.return_time {
@@ -184,7 +191,12 @@ pub fn decide(
         }
     };
 
-    Ok(Decision { diversion, next_change, skipped, warnings })
+    Ok(Decision {
+        diversion,
+        next_change,
+        skipped,
+        warnings,
+    })
 }
 
 /// The end of the busy block that contains `now`: the union of eligible intervals
@@ -225,15 +237,36 @@ mod tests {
 
     fn run(items: &[CalendarItem], now: &str) -> Decision {
         let triggers = [
-            Trigger { word: "lunch".into(), reason: "LUNCH".into() },
-            Trigger { word: "möte".into(), reason: "MEETING".into() },
+            Trigger {
+                word: "lunch".into(),
+                reason: "LUNCH".into(),
+            },
+            Trigger {
+                word: "möte".into(),
+                reason: "MEETING".into(),
+            },
         ];
-        decide_with_config(items, &DecidePolicy::default(), &triggers, "Europe/Stockholm", at(now)).unwrap()
+        decide_with_config(
+            items,
+            &DecidePolicy::default(),
+            &triggers,
+            "Europe/Stockholm",
+            at(now),
+        )
+        .unwrap()
     }
 
     #[test]
     fn the_eval_example() {
-        let d = run(&[item("AAMk1", "Lunch med Eva", "2026-11-25T11:00:00Z", "2026-11-25T12:00:00Z")], "2026-11-25T11:30:00Z");
+        let d = run(
+            &[item(
+                "AAMk1",
+                "Lunch med Eva",
+                "2026-11-25T11:00:00Z",
+                "2026-11-25T12:00:00Z",
+            )],
+            "2026-11-25T11:30:00Z",
+        );
         let div = d.diversion.unwrap();
         assert_eq!(div.reason, "LUNCH");
         assert_eq!(div.until, at("2026-11-25T12:00:00Z"));
@@ -243,12 +276,25 @@ mod tests {
 
     #[test]
     fn lunch_inside_an_all_day_course_returns_at_the_block_end() {
-        let mut course = item("course", "Kurs", "2026-11-24T23:00:00Z", "2026-11-25T23:00:00Z");
+        let mut course = item(
+            "course",
+            "Kurs",
+            "2026-11-24T23:00:00Z",
+            "2026-11-25T23:00:00Z",
+        );
         course.is_all_day = true;
-        let lunch = item("lunch", "Lunch", "2026-11-25T11:00:00Z", "2026-11-25T12:00:00Z");
+        let lunch = item(
+            "lunch",
+            "Lunch",
+            "2026-11-25T11:00:00Z",
+            "2026-11-25T12:00:00Z",
+        );
         let d = run(&[course.clone(), lunch.clone()], "2026-11-25T11:15:00Z");
         let div = d.diversion.unwrap();
-        assert_eq!((div.reason.as_str(), div.item_id.as_str()), ("LUNCH", "lunch"));
+        assert_eq!(
+            (div.reason.as_str(), div.item_id.as_str()),
+            ("LUNCH", "lunch")
+        );
         assert_eq!(div.until, at("2026-11-25T23:00:00Z"));
         assert_eq!(d.next_change, Some(at("2026-11-25T12:00:00Z")));
     }
@@ -266,20 +312,42 @@ mod tests {
     fn item_end_policy_uses_the_winners_own_end() {
         let a = item("a", "", "2026-11-25T09:00:00Z", "2026-11-25T10:00:00Z");
         let b = item("b", "", "2026-11-25T10:00:00Z", "2026-11-25T11:00:00Z");
-        let policy = DecidePolicy { return_time: ReturnTime::ItemEnd, ..DecidePolicy::default() };
-        let d = decide_with_config(&[a, b], &policy, &[], "UTC", at("2026-11-25T09:30:00Z")).unwrap();
+        let policy = DecidePolicy {
+            return_time: ReturnTime::ItemEnd,
+            ..DecidePolicy::default()
+        };
+        let d =
+            decide_with_config(&[a, b], &policy, &[], "UTC", at("2026-11-25T09:30:00Z")).unwrap();
         assert_eq!(d.diversion.unwrap().until, at("2026-11-25T10:00:00Z"));
     }
 
     #[test]
     fn oof_beats_busy_and_uses_the_oof_reason() {
-        let mut oof = item("z-oof", "Semester", "2026-11-20T00:00:00Z", "2026-11-30T00:00:00Z");
+        let mut oof = item(
+            "z-oof",
+            "Semester",
+            "2026-11-20T00:00:00Z",
+            "2026-11-30T00:00:00Z",
+        );
         oof.free_busy = FreeBusy::Oof;
         let busy = item("a", "Möte", "2026-11-25T09:00:00Z", "2026-11-25T10:00:00Z");
-        let policy = DecidePolicy { oof_reason: Some("VACATION".into()), ..DecidePolicy::default() };
-        let d = decide_with_config(&[busy, oof], &policy, &[], "UTC", at("2026-11-25T09:30:00Z")).unwrap();
+        let policy = DecidePolicy {
+            oof_reason: Some("VACATION".into()),
+            ..DecidePolicy::default()
+        };
+        let d = decide_with_config(
+            &[busy, oof],
+            &policy,
+            &[],
+            "UTC",
+            at("2026-11-25T09:30:00Z"),
+        )
+        .unwrap();
         let div = d.diversion.unwrap();
-        assert_eq!((div.reason.as_str(), div.item_id.as_str()), ("VACATION", "z-oof"));
+        assert_eq!(
+            (div.reason.as_str(), div.item_id.as_str()),
+            ("VACATION", "z-oof")
+        );
     }
 
     #[test]
@@ -303,7 +371,10 @@ mod tests {
         let mut dup2 = dup1.clone();
         dup2.end = at("2026-11-25T11:00:00Z");
         let same = item("s", "", "2026-11-25T09:00:00Z", "2026-11-25T10:00:00Z");
-        let d = run(&[master, cancelled, empty, dup1, dup2, same.clone(), same], "2026-11-25T09:30:00Z");
+        let d = run(
+            &[master, cancelled, empty, dup1, dup2, same.clone(), same],
+            "2026-11-25T09:30:00Z",
+        );
         let got: Vec<_> = d.skipped.iter().map(|s| (s.id.as_str(), s.why)).collect();
         assert_eq!(
             got,
@@ -314,12 +385,21 @@ mod tests {
                 ("m", SkipReason::RecurringMaster)
             ]
         );
-        assert_eq!(d.diversion.unwrap().item_id, "s", "identical copies count once");
+        assert_eq!(
+            d.diversion.unwrap().item_id,
+            "s",
+            "identical copies count once"
+        );
     }
 
     #[test]
     fn private_items_divert_without_exposing_text() {
-        let mut private = item("p", "Läkare", "2026-11-25T09:00:00Z", "2026-11-25T10:00:00Z");
+        let mut private = item(
+            "p",
+            "Läkare",
+            "2026-11-25T09:00:00Z",
+            "2026-11-25T10:00:00Z",
+        );
         private.sensitivity = Sensitivity::Private;
         let d = run(&[private], "2026-11-25T09:30:00Z");
         let div = d.diversion.unwrap();
@@ -332,7 +412,8 @@ mod tests {
         let bad = CalendarItem::appointment("x", 0, i64::MAX);
         let err = decide_with_config(&[bad], &DecidePolicy::default(), &[], "UTC", 0).unwrap_err();
         assert_eq!(err[0].kind, ProblemKind::InvalidTime);
-        let err = decide_with_config(&[], &DecidePolicy::default(), &[], "Atlantis", 0).unwrap_err();
+        let err =
+            decide_with_config(&[], &DecidePolicy::default(), &[], "Atlantis", 0).unwrap_err();
         assert_eq!(err[0].kind, ProblemKind::UnknownZone);
     }
 }

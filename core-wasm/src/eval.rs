@@ -171,7 +171,14 @@ impl From<ItemJson> for CalendarItem {
             reminder_minutes: j.reminder_minutes,
             created: j.created.map(|t| t.0),
             modified: j.modified.map(|t| t.0),
-            attendees: j.attendees.into_iter().map(|a| Attendee { address: a.address, role: a.role }).collect(),
+            attendees: j
+                .attendees
+                .into_iter()
+                .map(|a| Attendee {
+                    address: a.address,
+                    role: a.role,
+                })
+                .collect(),
         }
     }
 }
@@ -184,7 +191,12 @@ struct TriggerJson {
 }
 
 fn triggers(list: Vec<TriggerJson>) -> Vec<Trigger> {
-    list.into_iter().map(|t| Trigger { word: t.word, reason: t.reason }).collect()
+    list.into_iter()
+        .map(|t| Trigger {
+            word: t.word,
+            reason: t.reason,
+        })
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -301,7 +313,11 @@ struct PlanSyncRequest {
 }
 
 fn problems_text(problems: &[Problem]) -> String {
-    problems.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; ")
+    problems
+        .iter()
+        .map(|p| p.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(op: &str, value: Value) -> Result<T, String> {
@@ -318,7 +334,11 @@ pub fn run(request: &str) -> Result<EvalAnswer, String> {
         None => return Err("the request must be a JSON object with an \"op\" field".into()),
         Some(None) => return Err(format!("the request has no \"op\" field: use one of {OPS}")),
         Some(Some(Value::String(op))) => op,
-        Some(Some(other)) => return Err(format!("\"op\" must be a string, not {other}: use one of {OPS}")),
+        Some(Some(other)) => {
+            return Err(format!(
+                "\"op\" must be a string, not {other}: use one of {OPS}"
+            ));
+        }
     };
     let mut warnings = Vec::new();
     let answer = match op.as_str() {
@@ -332,8 +352,14 @@ pub fn run(request: &str) -> Result<EvalAnswer, String> {
                 oof_reason: r.policy.oof_reason,
                 return_time: r.policy.return_time,
             };
-            let d = crate::decide::decide_with_config(&items, &policy, &triggers(r.triggers), &r.zone, r.now.0)
-                .map_err(|p| problems_text(&p))?;
+            let d = crate::decide::decide_with_config(
+                &items,
+                &policy,
+                &triggers(r.triggers),
+                &r.zone,
+                r.now.0,
+            )
+            .map_err(|p| problems_text(&p))?;
             warnings = d.warnings;
             json!({
                 "diversion": d.diversion.map(|v| json!({
@@ -348,8 +374,15 @@ pub fn run(request: &str) -> Result<EvalAnswer, String> {
         }
         "route" => {
             let r: RouteRequest = parse(&op, value)?;
-            let rules: Vec<Rule> =
-                r.rules.into_iter().map(|x| Rule { server: x.server, pattern: x.pattern, priority: x.priority }).collect();
+            let rules: Vec<Rule> = r
+                .rules
+                .into_iter()
+                .map(|x| Rule {
+                    server: x.server,
+                    pattern: x.pattern,
+                    priority: x.priority,
+                })
+                .collect();
             match crate::route::route(&r.address, &rules).map_err(|p| problems_text(&p))? {
                 Some(server) => json!({ "server": server }),
                 None => json!({ "server": null, "error": "no_route" }),
@@ -357,7 +390,9 @@ pub fn run(request: &str) -> Result<EvalAnswer, String> {
         }
         "resolve_trigger" => {
             let r: ResolveTriggerRequest = parse(&op, value)?;
-            match crate::trigger::resolve_trigger(&r.subject, &triggers(r.triggers)).map_err(|p| problems_text(&p))? {
+            match crate::trigger::resolve_trigger(&r.subject, &triggers(r.triggers))
+                .map_err(|p| problems_text(&p))?
+            {
                 Some(m) => json!({ "reason": m.reason, "word": m.word, "at": m.at }),
                 None => json!({ "reason": null }),
             }
@@ -368,8 +403,10 @@ pub fn run(request: &str) -> Result<EvalAnswer, String> {
         }
         "plan_sync" => {
             let r: PlanSyncRequest = parse(&op, value)?;
-            let exchange: Vec<CalendarItem> = r.exchange.into_iter().map(CalendarItem::from).collect();
-            let business: Vec<CalendarItem> = r.business.into_iter().map(CalendarItem::from).collect();
+            let exchange: Vec<CalendarItem> =
+                r.exchange.into_iter().map(CalendarItem::from).collect();
+            let business: Vec<CalendarItem> =
+                r.business.into_iter().map(CalendarItem::from).collect();
             let mapping: Vec<MappingEntry> = r
                 .mapping
                 .into_iter()
@@ -408,6 +445,7 @@ pub fn run(request: &str) -> Result<EvalAnswer, String> {
         }
         other => return Err(format!("unknown op {other:?}: use one of {OPS}")),
     };
-    let answer = serde_json::to_string_pretty(&answer).map_err(|e| format!("the answer could not be written: {e}"))?;
+    let answer = serde_json::to_string_pretty(&answer)
+        .map_err(|e| format!("the answer could not be written: {e}"))?;
     Ok(EvalAnswer { answer, warnings })
 }

@@ -12,23 +12,25 @@ pub(crate) mod bindings {
 
 #[cfg(target_family = "wasm")]
 pub(crate) use bindings::export;
-pub use bindings::exports::calvert::core::engine::{
-    ActionKind, Attendee, AttendeeRole, CalendarItem, Conflict, Decision, DecidePolicy, Detached,
-    Diversion, EvalAnswer, FreeBusy, Instant, ItemKind, MappingEntry, Observation,
-    PhoneDiversion, Problem, ProblemKind, ReconcileAction, Response, ReturnTime, Rule,
-    Sensitivity, Side, SkipReason, SkippedItem, StatusEvent, SyncAction, SyncPlan,
-    SyncPolicy, SyncReport, SyncSkip, SyncSkipReason, Trigger, TriggerMatch, UserStatus,
-    ZoneResolution,
-};
 #[cfg(target_family = "wasm")]
 pub(crate) use bindings::exports::calvert::core::engine::Guest;
+pub use bindings::exports::calvert::core::engine::{
+    ActionKind, Attendee, AttendeeRole, CalendarItem, Conflict, DecidePolicy, Decision, Detached,
+    Diversion, EvalAnswer, FreeBusy, Instant, ItemKind, MappingEntry, Observation, PhoneDiversion,
+    Problem, ProblemKind, ReconcileAction, Response, ReturnTime, Rule, Sensitivity, Side,
+    SkipReason, SkippedItem, StatusEvent, SyncAction, SyncPlan, SyncPolicy, SyncReport, SyncSkip,
+    SyncSkipReason, Trigger, TriggerMatch, UserStatus, ZoneResolution,
+};
 
 /// A list of configuration or input problems; each names what is wrong.
 pub type Problems = Vec<Problem>;
 
 impl Problem {
     pub fn new(kind: ProblemKind, message: impl Into<String>) -> Self {
-        Problem { kind, message: message.into() }
+        Problem {
+            kind,
+            message: message.into(),
+        }
     }
 }
 
@@ -96,6 +98,9 @@ impl CalendarItem {
 impl Diversion {
     /// What the telephony system will show for this diversion.
     pub fn as_phone(&self) -> PhoneDiversion {
-        PhoneDiversion { reason: self.reason.clone(), until: self.until }
+        PhoneDiversion {
+            reason: self.reason.clone(),
+            until: self.until,
+        }
     }
 }

@@ -47,21 +47,34 @@ mod tests {
     use proptest::prelude::*;
 
     fn div(reason: &str, until: i64) -> PhoneDiversion {
-        PhoneDiversion { reason: reason.into(), until }
+        PhoneDiversion {
+            reason: reason.into(),
+            until,
+        }
     }
 
     #[test]
     fn sets_when_desired_differs_from_last_applied() {
         let want = div("LUNCH", 100);
-        assert_eq!(reconcile(Some(&want), None, &Observation::None), ReconcileAction::Set(want.clone()));
-        assert_eq!(reconcile(Some(&want), None, &Observation::Unknown), ReconcileAction::Set(want.clone()));
+        assert_eq!(
+            reconcile(Some(&want), None, &Observation::None),
+            ReconcileAction::Set(want.clone())
+        );
+        assert_eq!(
+            reconcile(Some(&want), None, &Observation::Unknown),
+            ReconcileAction::Set(want.clone())
+        );
         let old = div("LUNCH", 50);
         assert_eq!(
             reconcile(Some(&want), Some(&old), &Observation::Present(old.clone())),
             ReconcileAction::Set(want.clone())
         );
         assert_eq!(
-            reconcile(Some(&want), Some(&want), &Observation::Present(want.clone())),
+            reconcile(
+                Some(&want),
+                Some(&want),
+                &Observation::Present(want.clone())
+            ),
             ReconcileAction::InSync
         );
     }
@@ -69,10 +82,22 @@ mod tests {
     #[test]
     fn clears_ours_when_nothing_is_desired() {
         let ours = div("LUNCH", 100);
-        assert_eq!(reconcile(None, Some(&ours), &Observation::Present(ours.clone())), ReconcileAction::Clear);
-        assert_eq!(reconcile(None, Some(&ours), &Observation::Unknown), ReconcileAction::Clear);
-        assert_eq!(reconcile(None, None, &Observation::None), ReconcileAction::InSync);
-        assert_eq!(reconcile(None, Some(&ours), &Observation::None), ReconcileAction::Forget);
+        assert_eq!(
+            reconcile(None, Some(&ours), &Observation::Present(ours.clone())),
+            ReconcileAction::Clear
+        );
+        assert_eq!(
+            reconcile(None, Some(&ours), &Observation::Unknown),
+            ReconcileAction::Clear
+        );
+        assert_eq!(
+            reconcile(None, None, &Observation::None),
+            ReconcileAction::InSync
+        );
+        assert_eq!(
+            reconcile(None, Some(&ours), &Observation::None),
+            ReconcileAction::Forget
+        );
     }
 
     #[test]
@@ -80,21 +105,42 @@ mod tests {
         let ours = div("LUNCH", 100);
         let manual = div("SICK", 999);
         let want = div("MEETING", 200);
-        assert_eq!(reconcile(Some(&want), Some(&ours), &Observation::Present(manual.clone())), ReconcileAction::HoldManual);
-        assert_eq!(reconcile(None, Some(&ours), &Observation::Present(manual.clone())), ReconcileAction::HoldManual);
-        assert_eq!(reconcile(None, None, &Observation::Present(manual.clone())), ReconcileAction::HoldManual);
+        assert_eq!(
+            reconcile(
+                Some(&want),
+                Some(&ours),
+                &Observation::Present(manual.clone())
+            ),
+            ReconcileAction::HoldManual
+        );
+        assert_eq!(
+            reconcile(None, Some(&ours), &Observation::Present(manual.clone())),
+            ReconcileAction::HoldManual
+        );
+        assert_eq!(
+            reconcile(None, None, &Observation::Present(manual.clone())),
+            ReconcileAction::HoldManual
+        );
         // The manual diversion is removed: the calendar takes over again.
-        assert_eq!(reconcile(Some(&want), Some(&ours), &Observation::None), ReconcileAction::Set(want.clone()));
+        assert_eq!(
+            reconcile(Some(&want), Some(&ours), &Observation::None),
+            ReconcileAction::Set(want.clone())
+        );
     }
 
     #[test]
     fn adopts_what_is_already_shown() {
         let want = div("LUNCH", 100);
-        assert_eq!(reconcile(Some(&want), None, &Observation::Present(want.clone())), ReconcileAction::Adopt(want.clone()));
+        assert_eq!(
+            reconcile(Some(&want), None, &Observation::Present(want.clone())),
+            ReconcileAction::Adopt(want.clone())
+        );
     }
 
     fn arb_div() -> impl Strategy<Value = Option<PhoneDiversion>> {
-        prop::option::of((prop::sample::select(vec!["A", "B"]), 0i64..3).prop_map(|(r, u)| div(r, u)))
+        prop::option::of(
+            (prop::sample::select(vec!["A", "B"]), 0i64..3).prop_map(|(r, u)| div(r, u)),
+        )
     }
 
     proptest! {

@@ -66,9 +66,12 @@ pub struct RuleSet {
 
 fn valid_domain(domain: &str) -> bool {
     !domain.is_empty()
-        && domain
-            .split('.')
-            .all(|label| !label.is_empty() && label.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_'))
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+        })
 }
 
 fn parse_pattern(pattern: &str) -> Result<Form, String> {
@@ -82,7 +85,11 @@ fn parse_pattern(pattern: &str) -> Result<Form, String> {
     match p.split_once('@') {
         None if valid_domain(&p) => Ok(Form::Suffix(p)),
         Some(("", domain)) if valid_domain(domain) => Ok(Form::Domain(domain.to_string())),
-        Some((local, domain)) if !local.is_empty() && !local.contains(char::is_whitespace) && valid_domain(domain) => {
+        Some((local, domain))
+            if !local.is_empty()
+                && !local.contains(char::is_whitespace)
+                && valid_domain(domain) =>
+        {
             Ok(Form::Address(p.clone()))
         }
         _ => Err("use \"domain\", \"@domain\", \"name@domain\" or \"*\"".into()),
@@ -90,7 +97,13 @@ fn parse_pattern(pattern: &str) -> Result<Form, String> {
 }
 
 fn describe(index: usize, rule: &Rule) -> String {
-    format!("rule {} ({:?} -> {:?}, priority {})", index + 1, rule.pattern, rule.server, rule.priority)
+    format!(
+        "rule {} ({:?} -> {:?}, priority {})",
+        index + 1,
+        rule.pattern,
+        rule.server,
+        rule.priority
+    )
 }
 
 impl RuleSet {
@@ -103,7 +116,10 @@ impl RuleSet {
             if rule.server.trim().is_empty() {
                 problems.push(Problem::new(
                     ProblemKind::InvalidPattern,
-                    format!("{} names no server: choose the server it routes to", describe(index, rule)),
+                    format!(
+                        "{} names no server: choose the server it routes to",
+                        describe(index, rule)
+                    ),
                 ));
                 continue;
             }
@@ -132,13 +148,21 @@ impl RuleSet {
                 continue;
             }
             seen.insert(key, index);
-            compiled.push(CompiledRule { server: rule.server.clone(), priority: rule.priority, form });
+            compiled.push(CompiledRule {
+                server: rule.server.clone(),
+                priority: rule.priority,
+                form,
+            });
         }
         if !problems.is_empty() {
             return Err(problems);
         }
         compiled.sort_by(|a, b| {
-            (Reverse(a.priority), Reverse(a.form.rank()), &a.form).cmp(&(Reverse(b.priority), Reverse(b.form.rank()), &b.form))
+            (Reverse(a.priority), Reverse(a.form.rank()), &a.form).cmp(&(
+                Reverse(b.priority),
+                Reverse(b.form.rank()),
+                &b.form,
+            ))
         });
         Ok(RuleSet { rules: compiled })
     }
@@ -147,7 +171,11 @@ impl RuleSet {
     pub fn route(&self, address: &str) -> Result<Option<&str>, Problem> {
         let address = address.trim().to_lowercase();
         let domain = match address.split_once('@') {
-            Some((local, domain)) if !local.is_empty() && !domain.contains('@') && valid_domain(domain) => domain,
+            Some((local, domain))
+                if !local.is_empty() && !domain.contains('@') && valid_domain(domain) =>
+            {
+                domain
+            }
             _ => {
                 return Err(Problem::new(
                     ProblemKind::InvalidAddress,
@@ -155,14 +183,20 @@ impl RuleSet {
                 ));
             }
         };
-        Ok(self.rules.iter().find(|r| r.form.matches(&address, domain)).map(|r| r.server.as_str()))
+        Ok(self
+            .rules
+            .iter()
+            .find(|r| r.form.matches(&address, domain))
+            .map(|r| r.server.as_str()))
     }
 }
 
 /// Validate `rules` and route `address` in one call.
 pub fn route(address: &str, rules: &[Rule]) -> Result<Option<String>, Problems> {
     let set = RuleSet::new(rules)?;
-    set.route(address).map(|s| s.map(str::to_string)).map_err(|p| vec![p])
+    set.route(address)
+        .map(|s| s.map(str::to_string))
+        .map_err(|p| vec![p])
 }
 
 #[cfg(test)]
@@ -171,7 +205,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn r(server: &str, pattern: &str, priority: i32) -> Rule {
-        Rule { server: server.into(), pattern: pattern.into(), priority }
+        Rule {
+            server: server.into(),
+            pattern: pattern.into(),
+            priority,
+        }
     }
 
     fn to(address: &str, rules: &[Rule]) -> Option<String> {
@@ -181,13 +219,31 @@ mod tests {
     #[test]
     fn seed_000_mail1_mail2_example_and_reversed() {
         // Seed 000 §3: mail1 for support.flexi.se, mail2 for the rest of flexi.se.
-        let rules = [r("mail1.flexi.se", "support.flexi.se", 2), r("mail2.flexi.se", "flexi.se", 1)];
-        assert_eq!(to("kim@support.flexi.se", &rules).as_deref(), Some("mail1.flexi.se"));
-        assert_eq!(to("Kim@Support.Flexi.se", &rules).as_deref(), Some("mail1.flexi.se"));
-        assert_eq!(to("eva@kundtjanst.flexi.se", &rules).as_deref(), Some("mail2.flexi.se"));
+        let rules = [
+            r("mail1.flexi.se", "support.flexi.se", 2),
+            r("mail2.flexi.se", "flexi.se", 1),
+        ];
+        assert_eq!(
+            to("kim@support.flexi.se", &rules).as_deref(),
+            Some("mail1.flexi.se")
+        );
+        assert_eq!(
+            to("Kim@Support.Flexi.se", &rules).as_deref(),
+            Some("mail1.flexi.se")
+        );
+        assert_eq!(
+            to("eva@kundtjanst.flexi.se", &rules).as_deref(),
+            Some("mail2.flexi.se")
+        );
         // "Had the priorities been the other way round, mail2 would serve support.flexi.se too."
-        let reversed = [r("mail1.flexi.se", "support.flexi.se", 1), r("mail2.flexi.se", "flexi.se", 2)];
-        assert_eq!(to("kim@support.flexi.se", &reversed).as_deref(), Some("mail2.flexi.se"));
+        let reversed = [
+            r("mail1.flexi.se", "support.flexi.se", 1),
+            r("mail2.flexi.se", "flexi.se", 2),
+        ];
+        assert_eq!(
+            to("kim@support.flexi.se", &reversed).as_deref(),
+            Some("mail2.flexi.se")
+        );
     }
 
     #[test]
@@ -207,9 +263,18 @@ mod tests {
             r("domain", "@support.flexi.se", 5),
             r("person", "kim@support.flexi.se", 5),
         ];
-        assert_eq!(to("kim@support.flexi.se", &rules).as_deref(), Some("person"));
-        assert_eq!(to("eva@support.flexi.se", &rules).as_deref(), Some("domain"));
-        assert_eq!(to("eva@x.support.flexi.se", &rules).as_deref(), Some("deeper"));
+        assert_eq!(
+            to("kim@support.flexi.se", &rules).as_deref(),
+            Some("person")
+        );
+        assert_eq!(
+            to("eva@support.flexi.se", &rules).as_deref(),
+            Some("domain")
+        );
+        assert_eq!(
+            to("eva@x.support.flexi.se", &rules).as_deref(),
+            Some("deeper")
+        );
         assert_eq!(to("eva@flexi.se", &rules).as_deref(), Some("suffix"));
         assert_eq!(to("eva@example.com", &rules).as_deref(), Some("any"));
         // "@domain" is exact: no subdomains.
@@ -218,12 +283,25 @@ mod tests {
 
     #[test]
     fn ties_and_bad_patterns_are_configuration_errors() {
-        let err = RuleSet::new(&[r("mail1", "flexi.se", 1), r("mail2", "FLEXI.SE", 1)]).unwrap_err();
+        let err =
+            RuleSet::new(&[r("mail1", "flexi.se", 1), r("mail2", "FLEXI.SE", 1)]).unwrap_err();
         assert_eq!(err[0].kind, ProblemKind::RuleTie);
-        assert!(err[0].message.contains("rule 1") && err[0].message.contains("rule 2"), "{}", err[0].message);
+        assert!(
+            err[0].message.contains("rule 1") && err[0].message.contains("rule 2"),
+            "{}",
+            err[0].message
+        );
         assert!(RuleSet::new(&[r("mail1", "flexi.se", 1), r("mail1", "flexi.se", 1)]).is_ok());
         assert!(RuleSet::new(&[r("mail1", "flexi.se", 1), r("mail2", "flexi.se", 2)]).is_ok());
-        for bad in ["", "*.flexi.se", "a@", "@", "flexi..se", "a b.se", "a@b@c.se"] {
+        for bad in [
+            "",
+            "*.flexi.se",
+            "a@",
+            "@",
+            "flexi..se",
+            "a b.se",
+            "a@b@c.se",
+        ] {
             let err = RuleSet::new(&[r("m", bad, 1)]).unwrap_err();
             assert_eq!(err[0].kind, ProblemKind::InvalidPattern, "{bad:?}");
         }
@@ -237,11 +315,20 @@ mod tests {
 
     fn arb_rules() -> impl Strategy<Value = Vec<Rule>> {
         let pattern = prop::sample::select(vec![
-            "*", "se", "flexi.se", "support.flexi.se", "@flexi.se", "@support.flexi.se", "kim@support.flexi.se",
+            "*",
+            "se",
+            "flexi.se",
+            "support.flexi.se",
+            "@flexi.se",
+            "@support.flexi.se",
+            "kim@support.flexi.se",
             "example.com",
         ]);
-        prop::collection::vec((0u8..4, pattern, 0i32..4), 0..8)
-            .prop_map(|v| v.into_iter().map(|(s, p, prio)| r(&format!("m{s}"), p, prio)).collect())
+        prop::collection::vec((0u8..4, pattern, 0i32..4), 0..8).prop_map(|v| {
+            v.into_iter()
+                .map(|(s, p, prio)| r(&format!("m{s}"), p, prio))
+                .collect()
+        })
     }
 
     proptest! {

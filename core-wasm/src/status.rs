@@ -14,17 +14,25 @@ pub fn next_status(current: &UserStatus, event: &StatusEvent) -> Result<UserStat
     match (current, event) {
         (_, StatusEvent::Activate(id)) => match id.as_deref().map(str::trim) {
             Some(id) if !id.is_empty() => match current {
-                UserStatus::Error(_) => refuse("the user is in error: restart the user instead of activating".into()),
+                UserStatus::Error(_) => {
+                    refuse("the user is in error: restart the user instead of activating".into())
+                }
                 _ => Ok(UserStatus::Active),
             },
-            _ => refuse("activating needs an integration id: set the user's integration id first".into()),
+            _ => refuse(
+                "activating needs an integration id: set the user's integration id first".into(),
+            ),
         },
         (UserStatus::NotInUse, StatusEvent::Passivate) => {
             refuse("the user was never activated: there is nothing to passivate".into())
         }
         (_, StatusEvent::Passivate) => Ok(UserStatus::Passive),
-        (UserStatus::Active | UserStatus::Error(_), StatusEvent::Fail(reason)) => Ok(UserStatus::Error(reason.clone())),
-        (_, StatusEvent::Fail(_)) => refuse("the user is not active: a failure cannot be recorded".into()),
+        (UserStatus::Active | UserStatus::Error(_), StatusEvent::Fail(reason)) => {
+            Ok(UserStatus::Error(reason.clone()))
+        }
+        (_, StatusEvent::Fail(_)) => {
+            refuse("the user is not active: a failure cannot be recorded".into())
+        }
         (UserStatus::Error(_), StatusEvent::Restart) => Ok(UserStatus::Active),
         (_, StatusEvent::Restart) => refuse("only a user in error can be restarted".into()),
     }
@@ -38,14 +46,24 @@ mod tests {
     fn lifecycle() {
         let id = Some("INT-7".to_string());
         assert!(next_status(&UserStatus::NotInUse, &StatusEvent::Activate(None)).is_err());
-        let active = next_status(&UserStatus::NotInUse, &StatusEvent::Activate(id.clone())).unwrap();
+        let active =
+            next_status(&UserStatus::NotInUse, &StatusEvent::Activate(id.clone())).unwrap();
         assert_eq!(active, UserStatus::Active);
         let failed = next_status(&active, &StatusEvent::Fail("mailbox not found".into())).unwrap();
         assert_eq!(failed, UserStatus::Error("mailbox not found".into()));
-        assert_eq!(next_status(&failed, &StatusEvent::Restart).unwrap(), UserStatus::Active);
-        assert_eq!(next_status(&failed, &StatusEvent::Passivate).unwrap(), UserStatus::Passive);
+        assert_eq!(
+            next_status(&failed, &StatusEvent::Restart).unwrap(),
+            UserStatus::Active
+        );
+        assert_eq!(
+            next_status(&failed, &StatusEvent::Passivate).unwrap(),
+            UserStatus::Passive
+        );
         assert!(next_status(&UserStatus::Passive, &StatusEvent::Fail("x".into())).is_err());
         assert!(next_status(&UserStatus::Active, &StatusEvent::Restart).is_err());
-        assert_eq!(next_status(&UserStatus::Passive, &StatusEvent::Activate(id)).unwrap(), UserStatus::Active);
+        assert_eq!(
+            next_status(&UserStatus::Passive, &StatusEvent::Activate(id)).unwrap(),
+            UserStatus::Active
+        );
     }
 }

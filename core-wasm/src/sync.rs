@@ -109,7 +109,9 @@ pub fn translate_attendees(attendees: &[Attendee], integrated: &BTreeSet<String>
         .iter()
         .filter(|a| match a.role {
             AttendeeRole::Resource => true,
-            AttendeeRole::Required | AttendeeRole::Optional => integrated.contains(&a.address.trim().to_lowercase()),
+            AttendeeRole::Required | AttendeeRole::Optional => {
+                integrated.contains(&a.address.trim().to_lowercase())
+            }
             AttendeeRole::Contact => false,
         })
         .filter(|a| seen.insert(a.address.trim().to_lowercase()))
@@ -118,7 +120,10 @@ pub fn translate_attendees(attendees: &[Attendee], integrated: &BTreeSet<String>
 }
 
 fn is_private(item: &CalendarItem) -> bool {
-    matches!(item.sensitivity, Sensitivity::Private | Sensitivity::Confidential)
+    matches!(
+        item.sensitivity,
+        Sensitivity::Private | Sensitivity::Confidential
+    )
 }
 
 fn side_name(side: Side) -> &'static str {
@@ -129,14 +134,22 @@ fn side_name(side: Side) -> &'static str {
 }
 
 /// Index one side's items by id; identical copies count once, differing copies are a problem.
-fn index_side<'a>(items: &'a [CalendarItem], side: Side, problems: &mut Problems) -> BTreeMap<&'a str, &'a CalendarItem> {
+fn index_side<'a>(
+    items: &'a [CalendarItem],
+    side: Side,
+    problems: &mut Problems,
+) -> BTreeMap<&'a str, &'a CalendarItem> {
     let mut index: BTreeMap<&str, &CalendarItem> = BTreeMap::new();
     for item in items {
         for (what, at) in [("start", item.start), ("end", item.end)] {
             if !(MIN_INSTANT..=MAX_INSTANT).contains(&at) {
                 problems.push(Problem::new(
                     ProblemKind::InvalidTime,
-                    format!("{} item {:?} has its {what} outside years -9999..9999", side_name(side), item.id),
+                    format!(
+                        "{} item {:?} has its {what} outside years -9999..9999",
+                        side_name(side),
+                        item.id
+                    ),
                 ));
             }
         }
@@ -167,11 +180,22 @@ struct Planner<'a> {
 
 impl Planner<'_> {
     fn skip(&mut self, side: Side, id: &str, why: SyncSkipReason) {
-        self.report.skipped.push(SyncSkip { side, id: id.to_string(), why });
+        self.report.skipped.push(SyncSkip {
+            side,
+            id: id.to_string(),
+            why,
+        });
     }
 
     /// Write `source` (from the other side) onto `side`.
-    fn write(&mut self, action: ActionKind, side: Side, exchange_id: Option<&str>, business_id: Option<&str>, source: &CalendarItem) {
+    fn write(
+        &mut self,
+        action: ActionKind,
+        side: Side,
+        exchange_id: Option<&str>,
+        business_id: Option<&str>,
+        source: &CalendarItem,
+    ) {
         self.actions.push(SyncAction {
             action,
             side,
@@ -209,7 +233,11 @@ impl Planner<'_> {
     }
 
     /// An item as read now, if it is in the window; one outside is reported.
-    fn in_window<'i>(&mut self, side: Side, item: Option<&'i CalendarItem>) -> Option<&'i CalendarItem> {
+    fn in_window<'i>(
+        &mut self,
+        side: Side,
+        item: Option<&'i CalendarItem>,
+    ) -> Option<&'i CalendarItem> {
         let item = item?;
         if item.end < self.window_start {
             self.skip(side, &item.id, SyncSkipReason::OutsideWindow);
@@ -233,7 +261,12 @@ impl Planner<'_> {
         any
     }
 
-    fn plan_mapped(&mut self, entry: &MappingEntry, exchange: Option<&CalendarItem>, business: Option<&CalendarItem>) {
+    fn plan_mapped(
+        &mut self,
+        entry: &MappingEntry,
+        exchange: Option<&CalendarItem>,
+        business: Option<&CalendarItem>,
+    ) {
         // Recurrence guard: a synced item that became a series is detached, left alone.
         for (side, item) in [(Side::Exchange, exchange), (Side::Business, business)] {
             if item.is_some_and(|i| i.kind != ItemKind::Single) {
@@ -328,7 +361,11 @@ impl Planner<'_> {
                         self.report.conflicts.push(Conflict {
                             exchange_id: ex.to_string(),
                             business_id: bz.to_string(),
-                            winner: if business_wins { Side::Business } else { Side::Exchange },
+                            winner: if business_wins {
+                                Side::Business
+                            } else {
+                                Side::Exchange
+                            },
                             loser: loser.clone(),
                         });
                         self.write(ActionKind::Update, target, Some(ex), Some(bz), winner);
@@ -348,8 +385,20 @@ impl Planner<'_> {
             self.skip(side, &item.id, SyncSkipReason::Private);
         } else {
             match side {
-                Side::Exchange => self.write(ActionKind::Create, Side::Business, Some(&item.id), None, item),
-                Side::Business => self.write(ActionKind::Create, Side::Exchange, None, Some(&item.id), item),
+                Side::Exchange => self.write(
+                    ActionKind::Create,
+                    Side::Business,
+                    Some(&item.id),
+                    None,
+                    item,
+                ),
+                Side::Business => self.write(
+                    ActionKind::Create,
+                    Side::Exchange,
+                    None,
+                    Some(&item.id),
+                    item,
+                ),
             }
         }
     }
@@ -367,11 +416,17 @@ pub fn plan_sync(
     if policy.lookback_days > MAX_LOOKBACK_DAYS {
         problems.push(Problem::new(
             ProblemKind::InvalidPolicy,
-            format!("lookback_days {} is more than {MAX_LOOKBACK_DAYS}: choose a shorter window", policy.lookback_days),
+            format!(
+                "lookback_days {} is more than {MAX_LOOKBACK_DAYS}: choose a shorter window",
+                policy.lookback_days
+            ),
         ));
     }
     if !(MIN_INSTANT..=MAX_INSTANT).contains(&now) {
-        problems.push(Problem::new(ProblemKind::InvalidTime, format!("now ({now}) is outside years -9999..9999")));
+        problems.push(Problem::new(
+            ProblemKind::InvalidTime,
+            format!("now ({now}) is outside years -9999..9999"),
+        ));
     }
     let exchange_items = index_side(exchange, Side::Exchange, &mut problems);
     let business_items = index_side(business, Side::Business, &mut problems);
@@ -381,13 +436,19 @@ pub fn plan_sync(
         if !mapped_exchange.insert(entry.exchange_id.as_str()) {
             problems.push(Problem::new(
                 ProblemKind::DuplicateId,
-                format!("the mapping lists exchange item {:?} twice: repair the user's sync state", entry.exchange_id),
+                format!(
+                    "the mapping lists exchange item {:?} twice: repair the user's sync state",
+                    entry.exchange_id
+                ),
             ));
         }
         if !mapped_business.insert(entry.business_id.as_str()) {
             problems.push(Problem::new(
                 ProblemKind::DuplicateId,
-                format!("the mapping lists business item {:?} twice: repair the user's sync state", entry.business_id),
+                format!(
+                    "the mapping lists business item {:?} twice: repair the user's sync state",
+                    entry.business_id
+                ),
             ));
         }
     }
@@ -399,9 +460,17 @@ pub fn plan_sync(
     let mut planner = Planner {
         window_start,
         policy,
-        integrated: policy.integrated_users.iter().map(|a| a.trim().to_lowercase()).collect(),
+        integrated: policy
+            .integrated_users
+            .iter()
+            .map(|a| a.trim().to_lowercase())
+            .collect(),
         actions: Vec::new(),
-        report: SyncReport { skipped: Vec::new(), conflicts: Vec::new(), detached: Vec::new() },
+        report: SyncReport {
+            skipped: Vec::new(),
+            conflicts: Vec::new(),
+            detached: Vec::new(),
+        },
         mapping: Vec::new(),
     };
 
@@ -432,14 +501,36 @@ pub fn plan_sync(
         }
     }
 
-    let Planner { mut actions, mut report, mut mapping, .. } = planner;
+    let Planner {
+        mut actions,
+        mut report,
+        mut mapping,
+        ..
+    } = planner;
     actions.sort_by(|a, b| {
-        (a.side, a.action, &a.exchange_id, &a.business_id).cmp(&(b.side, b.action, &b.exchange_id, &b.business_id))
+        (a.side, a.action, &a.exchange_id, &a.business_id).cmp(&(
+            b.side,
+            b.action,
+            &b.exchange_id,
+            &b.business_id,
+        ))
     });
-    report.skipped.sort_by(|a, b| (&a.id, a.side, a.why).cmp(&(&b.id, b.side, b.why)));
-    report.skipped.dedup_by(|a, b| a.id == b.id && a.side == b.side);
-    report.conflicts.sort_by(|a, b| (&a.exchange_id, &a.business_id).cmp(&(&b.exchange_id, &b.business_id)));
-    report.detached.sort_by(|a, b| (&a.exchange_id, &a.business_id).cmp(&(&b.exchange_id, &b.business_id)));
+    report
+        .skipped
+        .sort_by(|a, b| (&a.id, a.side, a.why).cmp(&(&b.id, b.side, b.why)));
+    report
+        .skipped
+        .dedup_by(|a, b| a.id == b.id && a.side == b.side);
+    report
+        .conflicts
+        .sort_by(|a, b| (&a.exchange_id, &a.business_id).cmp(&(&b.exchange_id, &b.business_id)));
+    report
+        .detached
+        .sort_by(|a, b| (&a.exchange_id, &a.business_id).cmp(&(&b.exchange_id, &b.business_id)));
     mapping.sort_by(|a, b| (&a.exchange_id, &a.business_id).cmp(&(&b.exchange_id, &b.business_id)));
-    Ok(SyncPlan { actions, report, mapping })
+    Ok(SyncPlan {
+        actions,
+        report,
+        mapping,
+    })
 }

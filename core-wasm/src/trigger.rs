@@ -167,7 +167,11 @@ impl FoldedText {
             fold_char(c, &mut folded);
             origin.resize(origin.len() + folded.len() - before, index);
         }
-        FoldedText { original, folded, origin }
+        FoldedText {
+            original,
+            folded,
+            origin,
+        }
     }
 
     /// Whether folded position `i` is the first folded character of an original one.
@@ -213,7 +217,10 @@ impl FoldedText {
 }
 
 /// Validate `triggers` and resolve `subject` in one call.
-pub fn resolve_trigger(subject: &str, triggers: &[Trigger]) -> Result<Option<TriggerMatch>, Problems> {
+pub fn resolve_trigger(
+    subject: &str,
+    triggers: &[Trigger],
+) -> Result<Option<TriggerMatch>, Problems> {
     Ok(TriggerSet::new(triggers)?.resolve(subject))
 }
 
@@ -223,11 +230,19 @@ mod tests {
     use proptest::prelude::*;
 
     fn t(word: &str, reason: &str) -> Trigger {
-        Trigger { word: word.into(), reason: reason.into() }
+        Trigger {
+            word: word.into(),
+            reason: reason.into(),
+        }
     }
 
     fn set() -> TriggerSet {
-        TriggerSet::new(&[t("lunch", "LUNCH"), t("möte", "MEETING"), t("kund möte", "CUSTOMER")]).unwrap()
+        TriggerSet::new(&[
+            t("lunch", "LUNCH"),
+            t("möte", "MEETING"),
+            t("kund möte", "CUSTOMER"),
+        ])
+        .unwrap()
     }
 
     fn reason(subject: &str) -> Option<String> {
@@ -237,7 +252,10 @@ mod tests {
     #[test]
     fn first_trigger_from_the_left_wins() {
         let m = set().resolve("Möte sedan lunch").unwrap();
-        assert_eq!((m.reason.as_str(), m.word.as_str(), m.at), ("MEETING", "möte", 0));
+        assert_eq!(
+            (m.reason.as_str(), m.word.as_str(), m.at),
+            ("MEETING", "möte", 0)
+        );
         let m = set().resolve("Lunch, sedan möte").unwrap();
         assert_eq!((m.reason.as_str(), m.at), ("LUNCH", 0));
     }
@@ -248,7 +266,10 @@ mod tests {
         // "möte" written with a combining diaeresis is the same word after NFC.
         assert_eq!(reason("mo\u{308}te i rum 4"), Some("MEETING".into()));
         let s = TriggerSet::new(&[t("straße", "STREET")]).unwrap();
-        assert_eq!(s.resolve("STRASSE 5").map(|m| m.reason), Some("STREET".into()));
+        assert_eq!(
+            s.resolve("STRASSE 5").map(|m| m.reason),
+            Some("STREET".into())
+        );
     }
 
     #[test]
@@ -287,7 +308,11 @@ mod tests {
         let err = TriggerSet::new(&[t("Lunch", "A"), t("x", "B"), t("LUNCH", "C")]).unwrap_err();
         assert_eq!(err.len(), 1);
         assert_eq!(err[0].kind, ProblemKind::DuplicateTrigger);
-        assert!(err[0].message.contains("\"Lunch\"") && err[0].message.contains("\"LUNCH\""), "{}", err[0].message);
+        assert!(
+            err[0].message.contains("\"Lunch\"") && err[0].message.contains("\"LUNCH\""),
+            "{}",
+            err[0].message
+        );
         let err = TriggerSet::new(&[t("kund möte", "A"), t("KUND   MÖTE", "B")]).unwrap_err();
         assert_eq!(err[0].kind, ProblemKind::DuplicateTrigger);
         let err = TriggerSet::new(&[t("  ", "A"), t("x", "")]).unwrap_err();

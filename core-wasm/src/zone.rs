@@ -49,7 +49,10 @@ impl Zone {
             return None;
         }
         if let Ok(tz) = jiff::tz::db().get(id) {
-            return Some(Zone { iana: tz.iana_name().unwrap_or(id).to_string(), tz });
+            return Some(Zone {
+                iana: tz.iana_name().unwrap_or(id).to_string(),
+                tz,
+            });
         }
         let iana = WINDOWS_TO_IANA
             .binary_search_by(|(windows, _)| (*windows).cmp(id))
@@ -62,7 +65,10 @@ impl Zone {
                     .map(|(_, iana)| *iana)
             })?;
         let tz = jiff::tz::db().get(iana).ok()?;
-        Some(Zone { iana: iana.to_string(), tz })
+        Some(Zone {
+            iana: iana.to_string(),
+            tz,
+        })
     }
 
     /// Like [`Zone::lookup`], as a problem an administrator can act on.
@@ -78,7 +84,10 @@ impl Zone {
     }
 
     pub fn utc() -> Zone {
-        Zone { iana: "UTC".to_string(), tz: TimeZone::UTC }
+        Zone {
+            iana: "UTC".to_string(),
+            tz: TimeZone::UTC,
+        }
     }
 
     /// `at` as local RFC 3339 time with the zone's offset, e.g. `2026-11-25T13:00:00+01:00`.
@@ -89,15 +98,27 @@ impl Zone {
 
     /// Local wall-clock time to an instant by the module's one rule for gaps and folds.
     pub fn local_to_instant(&self, local: DateTime) -> Result<Instant, Problem> {
-        let zoned = self.tz.to_ambiguous_zoned_datetime(local).compatible().map_err(|e| {
-            Problem::new(ProblemKind::InvalidTime, format!("local time {local} in {} cannot be placed: {e}", self.iana))
-        })?;
+        let zoned = self
+            .tz
+            .to_ambiguous_zoned_datetime(local)
+            .compatible()
+            .map_err(|e| {
+                Problem::new(
+                    ProblemKind::InvalidTime,
+                    format!("local time {local} in {} cannot be placed: {e}", self.iana),
+                )
+            })?;
         Ok(zoned.timestamp().as_second())
     }
 
     /// The whole-day interval of an all-day item, per the module's policy.
     /// `origin` is the zone the item was made in.
-    pub fn all_day_interval(&self, origin: &Zone, start: Instant, end: Instant) -> Result<(Instant, Instant), Problem> {
+    pub fn all_day_interval(
+        &self,
+        origin: &Zone,
+        start: Instant,
+        end: Instant,
+    ) -> Result<(Instant, Instant), Problem> {
         let first = timestamp(start)?.to_zoned_datetime(origin.tz.clone());
         let last = timestamp(end)?.to_zoned_datetime(origin.tz.clone());
         let first_day = first.date();
@@ -108,15 +129,32 @@ impl Zone {
         if end_day <= first_day {
             end_day = first_day.tomorrow().map_err(|e| time_problem(end, e))?;
         }
-        let begin = first_day.to_zoned_datetime(self.tz.clone()).map_err(|e| time_problem(start, e))?;
-        let finish = end_day.to_zoned_datetime(self.tz.clone()).map_err(|e| time_problem(end, e))?;
-        Ok((begin.start_of_day().map_err(|e| time_problem(start, e))?.timestamp().as_second(),
-            finish.start_of_day().map_err(|e| time_problem(end, e))?.timestamp().as_second()))
+        let begin = first_day
+            .to_zoned_datetime(self.tz.clone())
+            .map_err(|e| time_problem(start, e))?;
+        let finish = end_day
+            .to_zoned_datetime(self.tz.clone())
+            .map_err(|e| time_problem(end, e))?;
+        Ok((
+            begin
+                .start_of_day()
+                .map_err(|e| time_problem(start, e))?
+                .timestamp()
+                .as_second(),
+            finish
+                .start_of_day()
+                .map_err(|e| time_problem(end, e))?
+                .timestamp()
+                .as_second(),
+        ))
     }
 }
 
 fn time_problem(at: Instant, e: jiff::Error) -> Problem {
-    Problem::new(ProblemKind::InvalidTime, format!("instant {at} is out of range: {e}"))
+    Problem::new(
+        ProblemKind::InvalidTime,
+        format!("instant {at} is out of range: {e}"),
+    )
 }
 
 /// An instant as a jiff timestamp, or a problem when it is outside years -9999..9999.
@@ -126,11 +164,13 @@ pub fn timestamp(at: Instant) -> Result<Timestamp, Problem> {
 
 /// Parse an RFC 3339 instant with whole seconds (`2026-11-25T09:30:00Z` or with an offset).
 pub fn parse_instant(text: &str) -> Result<Instant, String> {
-    let ts: Timestamp = text
-        .parse()
-        .map_err(|e| format!("{text:?} is not an RFC 3339 time such as \"2026-11-25T09:30:00Z\": {e}"))?;
+    let ts: Timestamp = text.parse().map_err(|e| {
+        format!("{text:?} is not an RFC 3339 time such as \"2026-11-25T09:30:00Z\": {e}")
+    })?;
     if ts.subsec_nanosecond() != 0 {
-        return Err(format!("{text:?} has fractions of a second: calendar times are whole seconds"));
+        return Err(format!(
+            "{text:?} has fractions of a second: calendar times are whole seconds"
+        ));
     }
     Ok(ts.as_second())
 }
@@ -156,7 +196,10 @@ pub fn parse_local(text: &str) -> Result<DateTime, Problem> {
 /// Map `id` to an IANA zone, falling back to `fallback` (which must be known) with a warning.
 pub fn resolve_zone(id: &str, fallback: &str) -> Result<ZoneResolution, Problem> {
     if let Some(zone) = Zone::lookup(id) {
-        return Ok(ZoneResolution { iana: zone.iana, warning: None });
+        return Ok(ZoneResolution {
+            iana: zone.iana,
+            warning: None,
+        });
     }
     let fallback_zone = Zone::parse(fallback)?;
     Ok(ZoneResolution {
@@ -170,7 +213,11 @@ pub fn resolve_zone(id: &str, fallback: &str) -> Result<ZoneResolution, Problem>
 
 /// The length of a local day in `zone` starting at `date`, for tests and reports.
 pub fn day_length(zone: &Zone, date: jiff::civil::Date) -> Result<SignedDuration, Problem> {
-    let start = date.to_zoned_datetime(zone.tz.clone()).map_err(|e| time_problem(0, e))?.start_of_day().map_err(|e| time_problem(0, e))?;
+    let start = date
+        .to_zoned_datetime(zone.tz.clone())
+        .map_err(|e| time_problem(0, e))?
+        .start_of_day()
+        .map_err(|e| time_problem(0, e))?;
     let next = date
         .tomorrow()
         .and_then(|d| d.to_zoned_datetime(zone.tz.clone()))
@@ -190,9 +237,18 @@ mod tests {
 
     #[test]
     fn windows_ids_map_to_iana() {
-        assert_eq!(Zone::lookup("W. Europe Standard Time").unwrap().iana, "Europe/Berlin");
-        assert_eq!(Zone::lookup("FLE Standard Time").unwrap().iana, "Europe/Kiev");
-        assert_eq!(Zone::lookup("Europe/Stockholm").unwrap().iana, "Europe/Stockholm");
+        assert_eq!(
+            Zone::lookup("W. Europe Standard Time").unwrap().iana,
+            "Europe/Berlin"
+        );
+        assert_eq!(
+            Zone::lookup("FLE Standard Time").unwrap().iana,
+            "Europe/Kiev"
+        );
+        assert_eq!(
+            Zone::lookup("Europe/Stockholm").unwrap().iana,
+            "Europe/Stockholm"
+        );
         assert!(Zone::lookup("Mars/Olympus_Mons").is_none());
     }
 
@@ -207,26 +263,56 @@ mod tests {
     #[test]
     fn dst_days_are_23_and_25_hours() {
         let z = Zone::parse("Europe/Stockholm").unwrap();
-        assert_eq!(day_length(&z, date(2026, 3, 29)).unwrap(), SignedDuration::from_hours(23));
-        assert_eq!(day_length(&z, date(2026, 10, 25)).unwrap(), SignedDuration::from_hours(25));
-        assert_eq!(day_length(&z, date(2026, 11, 25)).unwrap(), SignedDuration::from_hours(24));
+        assert_eq!(
+            day_length(&z, date(2026, 3, 29)).unwrap(),
+            SignedDuration::from_hours(23)
+        );
+        assert_eq!(
+            day_length(&z, date(2026, 10, 25)).unwrap(),
+            SignedDuration::from_hours(25)
+        );
+        assert_eq!(
+            day_length(&z, date(2026, 11, 25)).unwrap(),
+            SignedDuration::from_hours(24)
+        );
     }
 
     #[test]
     fn gap_moves_forward_and_fold_takes_the_earlier() {
         let z = Zone::parse("Europe/Stockholm").unwrap();
-        let gap = z.local_to_instant(parse_local("2026-03-29T02:30:00").unwrap()).unwrap();
-        assert_eq!(gap, at("2026-03-29T01:30:00Z"), "02:30 does not exist; it is 03:30 CEST");
-        let fold = z.local_to_instant(parse_local("2026-10-25T02:30:00").unwrap()).unwrap();
-        assert_eq!(fold, at("2026-10-25T00:30:00Z"), "02:30 exists twice; the earlier is CEST");
+        let gap = z
+            .local_to_instant(parse_local("2026-03-29T02:30:00").unwrap())
+            .unwrap();
+        assert_eq!(
+            gap,
+            at("2026-03-29T01:30:00Z"),
+            "02:30 does not exist; it is 03:30 CEST"
+        );
+        let fold = z
+            .local_to_instant(parse_local("2026-10-25T02:30:00").unwrap())
+            .unwrap();
+        assert_eq!(
+            fold,
+            at("2026-10-25T00:30:00Z"),
+            "02:30 exists twice; the earlier is CEST"
+        );
     }
 
     #[test]
     fn local_strings_carry_the_offset() {
         let z = Zone::parse("Europe/Stockholm").unwrap();
-        assert_eq!(z.local_string(at("2026-11-25T12:00:00Z")).unwrap(), "2026-11-25T13:00:00+01:00");
-        assert_eq!(z.local_string(at("2026-07-01T12:00:00Z")).unwrap(), "2026-07-01T14:00:00+02:00");
-        assert_eq!(Zone::utc().local_string(0).unwrap(), "1970-01-01T00:00:00+00:00");
+        assert_eq!(
+            z.local_string(at("2026-11-25T12:00:00Z")).unwrap(),
+            "2026-11-25T13:00:00+01:00"
+        );
+        assert_eq!(
+            z.local_string(at("2026-07-01T12:00:00Z")).unwrap(),
+            "2026-07-01T14:00:00+02:00"
+        );
+        assert_eq!(
+            Zone::utc().local_string(0).unwrap(),
+            "1970-01-01T00:00:00+00:00"
+        );
     }
 
     #[test]
@@ -235,12 +321,23 @@ mod tests {
         let stockholm = Zone::parse("Europe/Stockholm").unwrap();
         // Made in Helsinki for 2026-11-25: 2026-11-24T22:00Z .. 2026-11-25T22:00Z.
         let (s, e) = stockholm
-            .all_day_interval(&helsinki, at("2026-11-24T22:00:00Z"), at("2026-11-25T22:00:00Z"))
+            .all_day_interval(
+                &helsinki,
+                at("2026-11-24T22:00:00Z"),
+                at("2026-11-25T22:00:00Z"),
+            )
             .unwrap();
-        assert_eq!((s, e), (at("2026-11-24T23:00:00Z"), at("2026-11-25T23:00:00Z")));
+        assert_eq!(
+            (s, e),
+            (at("2026-11-24T23:00:00Z"), at("2026-11-25T23:00:00Z"))
+        );
         // The spring-forward day in Stockholm is 23 hours.
         let (s, e) = stockholm
-            .all_day_interval(&stockholm, at("2026-03-28T23:00:00Z"), at("2026-03-29T22:00:00Z"))
+            .all_day_interval(
+                &stockholm,
+                at("2026-03-28T23:00:00Z"),
+                at("2026-03-29T22:00:00Z"),
+            )
             .unwrap();
         assert_eq!(e - s, 23 * 3600);
     }

@@ -4,7 +4,8 @@
 use calvert_core::decide::decide_with_config;
 use calvert_core::zone::{Zone, parse_instant};
 use calvert_core::{
-    CalendarItem, Decision, DecidePolicy, FreeBusy, Instant, ItemKind, Response, ReturnTime, Trigger,
+    CalendarItem, DecidePolicy, Decision, FreeBusy, Instant, ItemKind, Response, ReturnTime,
+    Trigger,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -22,9 +23,18 @@ fn base() -> Instant {
 
 fn triggers() -> Vec<Trigger> {
     vec![
-        Trigger { word: "lunch".into(), reason: "LUNCH".into() },
-        Trigger { word: "möte".into(), reason: "MEETING".into() },
-        Trigger { word: "kund möte".into(), reason: "CUSTOMER".into() },
+        Trigger {
+            word: "lunch".into(),
+            reason: "LUNCH".into(),
+        },
+        Trigger {
+            word: "möte".into(),
+            reason: "MEETING".into(),
+        },
+        Trigger {
+            word: "kund möte".into(),
+            reason: "CUSTOMER".into(),
+        },
     ]
 }
 
@@ -74,45 +84,71 @@ fn kind() -> impl Strategy<Value = ItemKind> {
 /// One item: instants on a minute grid within five hours of [`base`]; a small id
 /// alphabet so that ids repeat (with equal or different contents).
 fn item() -> impl Strategy<Value = CalendarItem> {
-    let ids = prop::sample::select(vec!["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p"]);
-    let subjects = prop::sample::select(vec!["", "Lunch", "Möte med kund", "Kund möte", "lunch, sedan möte", "Lunchmöte", "Semester"]);
-    let zones = prop::sample::select(vec![None, Some("W. Europe Standard Time"), Some("Europe/Helsinki"), Some("Nowhere Standard Time")]);
+    let ids = prop::sample::select(vec![
+        "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p",
+    ]);
+    let subjects = prop::sample::select(vec![
+        "",
+        "Lunch",
+        "Möte med kund",
+        "Kund möte",
+        "lunch, sedan möte",
+        "Lunchmöte",
+        "Semester",
+    ]);
+    let zones = prop::sample::select(vec![
+        None,
+        Some("W. Europe Standard Time"),
+        Some("Europe/Helsinki"),
+        Some("Nowhere Standard Time"),
+    ]);
     (
         (ids, 0i64..=300, -10i64..=180, subjects),
         (free_busy(), response(), any::<bool>(), kind()),
         (prop::bool::weighted(0.1), prop::bool::weighted(0.1), zones),
     )
-        .prop_map(|((id, start_min, len_min, subject), (fb, resp, is_meeting, kind), (cancelled, all_day, zone))| {
-            let start = base() + start_min * 60;
-            let mut item = CalendarItem::appointment(id, start, start + len_min * 60);
-            item.subject = subject.to_string();
-            item.free_busy = fb;
-            item.response = resp;
-            item.is_meeting = is_meeting;
-            item.kind = kind;
-            item.is_cancelled = cancelled;
-            item.is_all_day = all_day;
-            item.zone = zone.map(str::to_string);
-            item
-        })
+        .prop_map(
+            |(
+                (id, start_min, len_min, subject),
+                (fb, resp, is_meeting, kind),
+                (cancelled, all_day, zone),
+            )| {
+                let start = base() + start_min * 60;
+                let mut item = CalendarItem::appointment(id, start, start + len_min * 60);
+                item.subject = subject.to_string();
+                item.free_busy = fb;
+                item.response = resp;
+                item.is_meeting = is_meeting;
+                item.kind = kind;
+                item.is_cancelled = cancelled;
+                item.is_all_day = all_day;
+                item.zone = zone.map(str::to_string);
+                item
+            },
+        )
 }
 
 /// Up to ~30 items, some of them exact copies of others (a server can return an item twice).
 fn items() -> impl Strategy<Value = Vec<CalendarItem>> {
-    (prop::collection::vec(item(), 0..=24), prop::collection::vec(any::<Index>(), 0..=6)).prop_map(|(mut items, copies)| {
-        if !items.is_empty() {
-            for index in copies {
-                let copy = items[index.index(items.len())].clone();
-                items.push(copy);
+    (
+        prop::collection::vec(item(), 0..=24),
+        prop::collection::vec(any::<Index>(), 0..=6),
+    )
+        .prop_map(|(mut items, copies)| {
+            if !items.is_empty() {
+                for index in copies {
+                    let copy = items[index.index(items.len())].clone();
+                    items.push(copy);
+                }
             }
-        }
-        items
-    })
+            items
+        })
 }
 
 /// `now`: on the minute grid of the items, sometimes half a minute off it.
 fn now() -> impl Strategy<Value = Instant> {
-    (0i64..=300, prop_oneof![3 => Just(0i64), 1 => Just(30i64)]).prop_map(|(m, s)| base() + m * 60 + s)
+    (0i64..=300, prop_oneof![3 => Just(0i64), 1 => Just(30i64)])
+        .prop_map(|(m, s)| base() + m * 60 + s)
 }
 
 // ---------------------------------------------------------------------------
@@ -139,15 +175,26 @@ fn interval(item: &CalendarItem) -> (Instant, Instant) {
         return (item.start, item.end);
     }
     let user = Zone::parse(ZONE).unwrap();
-    let origin = item.zone.as_deref().and_then(Zone::lookup).unwrap_or_else(|| user.clone());
-    user.all_day_interval(&origin, item.start, item.end).unwrap()
+    let origin = item
+        .zone
+        .as_deref()
+        .and_then(Zone::lookup)
+        .unwrap_or_else(|| user.clone());
+    user.all_day_interval(&origin, item.start, item.end)
+        .unwrap()
 }
 
 /// The input item that won, checking that every copy of its id is identical.
 fn winner<'a>(items: &'a [CalendarItem], id: &str) -> &'a CalendarItem {
     let copies: Vec<&CalendarItem> = items.iter().filter(|i| i.id == id).collect();
-    assert!(!copies.is_empty(), "the winner {id:?} is not among the items");
-    assert!(copies.iter().all(|c| *c == copies[0]), "the winner {id:?} has differing copies");
+    assert!(
+        !copies.is_empty(),
+        "the winner {id:?} is not among the items"
+    );
+    assert!(
+        copies.iter().all(|c| *c == copies[0]),
+        "the winner {id:?} has differing copies"
+    );
     copies[0]
 }
 
@@ -307,43 +354,90 @@ fn meeting(id: &str, start: &str, end: &str, response: Response) -> CalendarItem
 
 #[test]
 fn busy_diverts_and_free_does_not() {
-    let busy = appointment("x", "Tandläkare", "2026-11-25T09:00:00Z", "2026-11-25T10:00:00Z");
+    let busy = appointment(
+        "x",
+        "Tandläkare",
+        "2026-11-25T09:00:00Z",
+        "2026-11-25T10:00:00Z",
+    );
     let d = decide_default(std::slice::from_ref(&busy), at("2026-11-25T09:30:00Z"));
     let div = d.diversion.expect("busy diverts");
-    assert_eq!((div.item_id.as_str(), div.until), ("x", at("2026-11-25T10:00:00Z")));
+    assert_eq!(
+        (div.item_id.as_str(), div.until),
+        ("x", at("2026-11-25T10:00:00Z"))
+    );
     assert_eq!(div.until_local, "2026-11-25T11:00:00+01:00");
 
     let mut free = busy;
     free.free_busy = FreeBusy::Free;
     let d = decide_default(&[free], at("2026-11-25T09:30:00Z"));
     assert_eq!(d.diversion, None);
-    assert_eq!(d.next_change, None, "a free item can never change the answer");
+    assert_eq!(
+        d.next_change, None,
+        "a free item can never change the answer"
+    );
 }
 
 #[test]
 fn oof_diverts_and_tentative_only_by_policy() {
     let mut item = appointment("x", "", "2026-11-25T09:00:00Z", "2026-11-25T10:00:00Z");
     item.free_busy = FreeBusy::Oof;
-    assert!(decide_default(std::slice::from_ref(&item), at("2026-11-25T09:30:00Z")).diversion.is_some());
+    assert!(
+        decide_default(std::slice::from_ref(&item), at("2026-11-25T09:30:00Z"))
+            .diversion
+            .is_some()
+    );
     item.free_busy = FreeBusy::Tentative;
-    assert!(decide_default(std::slice::from_ref(&item), at("2026-11-25T09:30:00Z")).diversion.is_none());
-    let policy = DecidePolicy { divert_on: vec![FreeBusy::Busy, FreeBusy::Oof, FreeBusy::Tentative], ..DecidePolicy::default() };
-    assert!(decide_at(&[item], &policy, at("2026-11-25T09:30:00Z")).diversion.is_some());
+    assert!(
+        decide_default(std::slice::from_ref(&item), at("2026-11-25T09:30:00Z"))
+            .diversion
+            .is_none()
+    );
+    let policy = DecidePolicy {
+        divert_on: vec![FreeBusy::Busy, FreeBusy::Oof, FreeBusy::Tentative],
+        ..DecidePolicy::default()
+    };
+    assert!(
+        decide_at(&[item], &policy, at("2026-11-25T09:30:00Z"))
+            .diversion
+            .is_some()
+    );
 }
 
 #[test]
 fn first_trigger_in_the_subject_wins() {
-    let item = appointment("x", "Möte, sedan lunch", "2026-11-25T09:00:00Z", "2026-11-25T10:00:00Z");
-    let div = decide_default(&[item], at("2026-11-25T09:30:00Z")).diversion.unwrap();
+    let item = appointment(
+        "x",
+        "Möte, sedan lunch",
+        "2026-11-25T09:00:00Z",
+        "2026-11-25T10:00:00Z",
+    );
+    let div = decide_default(&[item], at("2026-11-25T09:30:00Z"))
+        .diversion
+        .unwrap();
     assert_eq!(div.reason, "MEETING");
 
-    let item = appointment("x", "Lunch, sedan möte", "2026-11-25T09:00:00Z", "2026-11-25T10:00:00Z");
-    let div = decide_default(&[item], at("2026-11-25T09:30:00Z")).diversion.unwrap();
+    let item = appointment(
+        "x",
+        "Lunch, sedan möte",
+        "2026-11-25T09:00:00Z",
+        "2026-11-25T10:00:00Z",
+    );
+    let div = decide_default(&[item], at("2026-11-25T09:30:00Z"))
+        .diversion
+        .unwrap();
     assert_eq!(div.reason, "LUNCH");
 
     // At the same position the longer trigger wins.
-    let item = appointment("x", "KUND   MÖTE i Lund", "2026-11-25T09:00:00Z", "2026-11-25T10:00:00Z");
-    let div = decide_default(&[item], at("2026-11-25T09:30:00Z")).diversion.unwrap();
+    let item = appointment(
+        "x",
+        "KUND   MÖTE i Lund",
+        "2026-11-25T09:00:00Z",
+        "2026-11-25T10:00:00Z",
+    );
+    let div = decide_default(&[item], at("2026-11-25T09:30:00Z"))
+        .diversion
+        .unwrap();
     assert_eq!(div.reason, "CUSTOMER");
 }
 
@@ -351,14 +445,29 @@ fn first_trigger_in_the_subject_wins() {
 fn no_trigger_gives_the_default_reason() {
     for subject in ["Tandläkare", "Lunchmöte", ""] {
         let item = appointment("x", subject, "2026-11-25T09:00:00Z", "2026-11-25T10:00:00Z");
-        let div = decide_default(&[item], at("2026-11-25T09:30:00Z")).diversion.unwrap();
-        assert_eq!(div.reason, DecidePolicy::default().default_reason, "subject {subject:?}");
+        let div = decide_default(&[item], at("2026-11-25T09:30:00Z"))
+            .diversion
+            .unwrap();
+        assert_eq!(
+            div.reason,
+            DecidePolicy::default().default_reason,
+            "subject {subject:?}"
+        );
     }
     // An oof item with no trigger uses the oof reason when one is set.
     let mut oof = appointment("x", "Borta", "2026-11-25T09:00:00Z", "2026-11-25T10:00:00Z");
     oof.free_busy = FreeBusy::Oof;
-    let policy = DecidePolicy { oof_reason: Some("AWAY".into()), ..DecidePolicy::default() };
-    assert_eq!(decide_at(&[oof], &policy, at("2026-11-25T09:30:00Z")).diversion.unwrap().reason, "AWAY");
+    let policy = DecidePolicy {
+        oof_reason: Some("AWAY".into()),
+        ..DecidePolicy::default()
+    };
+    assert_eq!(
+        decide_at(&[oof], &policy, at("2026-11-25T09:30:00Z"))
+            .diversion
+            .unwrap()
+            .reason,
+        "AWAY"
+    );
 }
 
 #[test]
@@ -372,27 +481,57 @@ fn a_meeting_diverts_only_once_accepted_or_organized() {
         (Response::Accept, true),
         (Response::Organizer, true),
     ] {
-        let m = meeting("m", "2026-11-25T09:00:00Z", "2026-11-25T10:00:00Z", response);
+        let m = meeting(
+            "m",
+            "2026-11-25T09:00:00Z",
+            "2026-11-25T10:00:00Z",
+            response,
+        );
         let d = decide_default(&[m], now);
-        assert_eq!(d.diversion.is_some(), diverts, "meeting with response {response:?}");
+        assert_eq!(
+            d.diversion.is_some(),
+            diverts,
+            "meeting with response {response:?}"
+        );
     }
     // Tentative counts when the policy says so.
-    let m = meeting("m", "2026-11-25T09:00:00Z", "2026-11-25T10:00:00Z", Response::Tentative);
-    let policy = DecidePolicy { count_tentative_response: true, ..DecidePolicy::default() };
+    let m = meeting(
+        "m",
+        "2026-11-25T09:00:00Z",
+        "2026-11-25T10:00:00Z",
+        Response::Tentative,
+    );
+    let policy = DecidePolicy {
+        count_tentative_response: true,
+        ..DecidePolicy::default()
+    };
     assert!(decide_at(&[m], &policy, now).diversion.is_some());
 }
 
 #[test]
 fn a_moved_meeting_stops_diverting_until_accepted_again() {
     let now = at("2026-11-25T09:30:00Z");
-    let accepted = meeting("m", "2026-11-25T09:00:00Z", "2026-11-25T10:00:00Z", Response::Accept);
+    let accepted = meeting(
+        "m",
+        "2026-11-25T09:00:00Z",
+        "2026-11-25T10:00:00Z",
+        Response::Accept,
+    );
     let d = decide_default(&[accepted], now);
     assert_eq!(d.diversion.unwrap().until, at("2026-11-25T10:00:00Z"));
 
     // The organizer moves it: the server resets the invitee's response.
-    let moved = meeting("m", "2026-11-25T09:15:00Z", "2026-11-25T10:30:00Z", Response::NoResponse);
+    let moved = meeting(
+        "m",
+        "2026-11-25T09:15:00Z",
+        "2026-11-25T10:30:00Z",
+        Response::NoResponse,
+    );
     let d = decide_default(std::slice::from_ref(&moved), now);
-    assert_eq!(d.diversion, None, "a moved meeting does not divert before it is accepted again");
+    assert_eq!(
+        d.diversion, None,
+        "a moved meeting does not divert before it is accepted again"
+    );
     assert_eq!(d.next_change, None);
 
     let mut reaccepted = moved;
@@ -418,7 +557,10 @@ fn a_future_item_diverts_from_its_start_to_its_end() {
 
     let at_start = decide_default(&items, at("2026-11-25T11:00:00Z"));
     let div = at_start.diversion.expect("diverts at its start");
-    assert_eq!((div.reason.as_str(), div.until), ("LUNCH", at("2026-11-25T12:00:00Z")));
+    assert_eq!(
+        (div.reason.as_str(), div.until),
+        ("LUNCH", at("2026-11-25T12:00:00Z"))
+    );
     assert_eq!(at_start.next_change, Some(at("2026-11-25T12:00:00Z")));
 
     let at_end = decide_default(&items, at("2026-11-25T12:00:00Z"));

@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use calvert_core::sync::{copy_basic_fields, translate_attendees};
 use calvert_core::zone::parse_instant;
 use calvert_core::{
-    ActionKind, Attendee, AttendeeRole, CalendarItem, Conflict, Detached, Instant, ItemKind, MappingEntry,
-    ProblemKind, Response, Sensitivity, Side, SyncAction, SyncPlan, SyncPolicy, SyncSkip, SyncSkipReason,
-    fingerprint, plan_sync,
+    ActionKind, Attendee, AttendeeRole, CalendarItem, Conflict, Detached, Instant, ItemKind,
+    MappingEntry, ProblemKind, Response, Sensitivity, Side, SyncAction, SyncPlan, SyncPolicy,
+    SyncSkip, SyncSkipReason, fingerprint, plan_sync,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -70,7 +70,11 @@ fn plan_with(
     plan_sync(exchange, business, mapping, policy, now()).expect("valid input must plan")
 }
 
-fn plan(exchange: &[CalendarItem], business: &[CalendarItem], mapping: &[MappingEntry]) -> SyncPlan {
+fn plan(
+    exchange: &[CalendarItem],
+    business: &[CalendarItem],
+    mapping: &[MappingEntry],
+) -> SyncPlan {
     plan_with(exchange, business, mapping, &SyncPolicy::default())
 }
 
@@ -79,7 +83,14 @@ type Summary = (ActionKind, Side, Option<String>, Option<String>);
 fn summary(plan: &SyncPlan) -> Vec<Summary> {
     plan.actions
         .iter()
-        .map(|a| (a.action, a.side, a.exchange_id.clone(), a.business_id.clone()))
+        .map(|a| {
+            (
+                a.action,
+                a.side,
+                a.exchange_id.clone(),
+                a.business_id.clone(),
+            )
+        })
         .collect()
 }
 
@@ -88,12 +99,24 @@ fn act(action: ActionKind, side: Side, ex: Option<&str>, bz: Option<&str>) -> Su
 }
 
 fn skip(side: Side, id: &str, why: SyncSkipReason) -> SyncSkip {
-    SyncSkip { side, id: id.to_string(), why }
+    SyncSkip {
+        side,
+        id: id.to_string(),
+        why,
+    }
 }
 
 fn assert_quiet(plan: &SyncPlan) {
-    assert!(plan.actions.is_empty(), "unexpected actions {:?}", plan.actions);
-    assert!(plan.report.conflicts.is_empty(), "unexpected conflicts {:?}", plan.report.conflicts);
+    assert!(
+        plan.actions.is_empty(),
+        "unexpected actions {:?}",
+        plan.actions
+    );
+    assert!(
+        plan.report.conflicts.is_empty(),
+        "unexpected conflicts {:?}",
+        plan.report.conflicts
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -106,7 +129,15 @@ fn items_ending_before_the_window_are_outside_it() {
     let edge_e = item("edge-e", window_start() - HOUR, window_start());
     let old_b = item("old-b", window_start() - 2 * DAY, window_start() - DAY);
     let p = plan(&[old_e, edge_e.clone()], &[old_b], &[]);
-    assert_eq!(summary(&p), vec![act(ActionKind::Create, Side::Business, Some("edge-e"), None)]);
+    assert_eq!(
+        summary(&p),
+        vec![act(
+            ActionKind::Create,
+            Side::Business,
+            Some("edge-e"),
+            None
+        )]
+    );
     assert_eq!(
         p.report.skipped,
         vec![
@@ -114,18 +145,30 @@ fn items_ending_before_the_window_are_outside_it() {
             skip(Side::Exchange, "old-e", SyncSkipReason::OutsideWindow),
         ]
     );
-    assert_eq!(p.actions[0].fingerprint.as_deref(), Some(fingerprint(&edge_e).as_str()));
+    assert_eq!(
+        p.actions[0].fingerprint.as_deref(),
+        Some(fingerprint(&edge_e).as_str())
+    );
 }
 
 #[test]
 fn the_window_length_is_configurable() {
     let two_days_ago = item("e", now() - 2 * DAY - HOUR, now() - 2 * DAY);
-    let policy = SyncPolicy { lookback_days: 1, ..SyncPolicy::default() };
+    let policy = SyncPolicy {
+        lookback_days: 1,
+        ..SyncPolicy::default()
+    };
     let p = plan_with(std::slice::from_ref(&two_days_ago), &[], &[], &policy);
     assert!(p.actions.is_empty());
-    assert_eq!(p.report.skipped, vec![skip(Side::Exchange, "e", SyncSkipReason::OutsideWindow)]);
+    assert_eq!(
+        p.report.skipped,
+        vec![skip(Side::Exchange, "e", SyncSkipReason::OutsideWindow)]
+    );
     let p = plan(&[two_days_ago], &[], &[]);
-    assert_eq!(summary(&p), vec![act(ActionKind::Create, Side::Business, Some("e"), None)]);
+    assert_eq!(
+        summary(&p),
+        vec![act(ActionKind::Create, Side::Business, Some("e"), None)]
+    );
 }
 
 #[test]
@@ -144,7 +187,10 @@ fn a_mapped_item_that_left_the_window_is_not_a_deletion() {
     let p = plan(std::slice::from_ref(&e), &[], std::slice::from_ref(&entry));
     assert_quiet(&p);
     assert_eq!(p.mapping, vec![entry.clone()]);
-    assert_eq!(p.report.skipped, vec![skip(Side::Exchange, "e1", SyncSkipReason::OutsideWindow)]);
+    assert_eq!(
+        p.report.skipped,
+        vec![skip(Side::Exchange, "e1", SyncSkipReason::OutsideWindow)]
+    );
     let p = plan(&[], std::slice::from_ref(&b), std::slice::from_ref(&entry));
     assert_quiet(&p);
     assert_eq!(p.mapping, vec![entry.clone()]);
@@ -164,10 +210,17 @@ fn an_item_moved_out_of_the_window_is_not_a_deletion_of_its_copy() {
     let mut moved = e.clone();
     moved.start = now() - 14 * DAY;
     moved.end = moved.start + HOUR;
-    let p = plan(std::slice::from_ref(&moved), std::slice::from_ref(&b), std::slice::from_ref(&entry));
+    let p = plan(
+        std::slice::from_ref(&moved),
+        std::slice::from_ref(&b),
+        std::slice::from_ref(&entry),
+    );
     assert_quiet(&p);
     assert_eq!(p.mapping, vec![entry.clone()]);
-    assert_eq!(p.report.skipped, vec![skip(Side::Exchange, "e1", SyncSkipReason::OutsideWindow)]);
+    assert_eq!(
+        p.report.skipped,
+        vec![skip(Side::Exchange, "e1", SyncSkipReason::OutsideWindow)]
+    );
 
     // The same on the business side, with the other side changed: no recreation either.
     let mut moved_b = b.clone();
@@ -177,11 +230,18 @@ fn an_item_moved_out_of_the_window_is_not_a_deletion_of_its_copy() {
     edited_e.subject = "Edited".into();
     let p = plan(&[edited_e], &[moved_b], std::slice::from_ref(&entry));
     assert!(
-        p.actions.iter().all(|a| a.action != ActionKind::Delete && a.action != ActionKind::Create),
+        p.actions
+            .iter()
+            .all(|a| a.action != ActionKind::Delete && a.action != ActionKind::Create),
         "{:?}",
         p.actions
     );
-    assert!(p.mapping.iter().any(|m| m.exchange_id == "e1" && m.business_id == "b1"), "the link is kept");
+    assert!(
+        p.mapping
+            .iter()
+            .any(|m| m.exchange_id == "e1" && m.business_id == "b1"),
+        "the link is kept"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -205,20 +265,49 @@ fn a_change_on_one_side_updates_the_other() {
     edited.subject = "Moved and renamed".into();
     edited.start += HOUR;
     edited.end += 2 * HOUR;
-    let p = plan(std::slice::from_ref(&edited), std::slice::from_ref(&b), std::slice::from_ref(&entry));
-    assert_eq!(summary(&p), vec![act(ActionKind::Update, Side::Business, Some("e1"), Some("b1"))]);
+    let p = plan(
+        std::slice::from_ref(&edited),
+        std::slice::from_ref(&b),
+        std::slice::from_ref(&entry),
+    );
+    assert_eq!(
+        summary(&p),
+        vec![act(
+            ActionKind::Update,
+            Side::Business,
+            Some("e1"),
+            Some("b1")
+        )]
+    );
     let fp = fingerprint(&edited);
     assert_eq!(p.actions[0].fingerprint.as_deref(), Some(fp.as_str()));
     assert_eq!(
         p.mapping,
-        vec![MappingEntry { exchange_fp: fp.clone(), business_fp: fp, end: edited.end, ..entry.clone() }]
+        vec![MappingEntry {
+            exchange_fp: fp.clone(),
+            business_fp: fp,
+            end: edited.end,
+            ..entry.clone()
+        }]
     );
 
     let mut edited = b.clone();
     edited.body = "New agenda".into();
     edited.reminder_minutes = Some(15);
-    let p = plan(std::slice::from_ref(&e), std::slice::from_ref(&edited), std::slice::from_ref(&entry));
-    assert_eq!(summary(&p), vec![act(ActionKind::Update, Side::Exchange, Some("e1"), Some("b1"))]);
+    let p = plan(
+        std::slice::from_ref(&e),
+        std::slice::from_ref(&edited),
+        std::slice::from_ref(&entry),
+    );
+    assert_eq!(
+        summary(&p),
+        vec![act(
+            ActionKind::Update,
+            Side::Exchange,
+            Some("e1"),
+            Some("b1")
+        )]
+    );
     assert_eq!(p.actions[0].fingerprint, Some(fingerprint(&edited)));
     assert!(p.report.conflicts.is_empty());
 }
@@ -229,12 +318,18 @@ fn fields_outside_the_fingerprint_are_not_a_change() {
     b.change_key = "ck-2".into();
     b.modified = Some(now());
     b.created = Some(now() - DAY);
-    b.attendees = vec![Attendee { address: "anna@flexi.se".into(), role: AttendeeRole::Required }];
+    b.attendees = vec![Attendee {
+        address: "anna@flexi.se".into(),
+        role: AttendeeRole::Required,
+    }];
     let p = plan(&[e], &[b], &[entry]);
     assert_quiet(&p);
 }
 
-fn both_changed(e_modified: Option<Instant>, b_modified: Option<Instant>) -> (CalendarItem, CalendarItem, SyncPlan) {
+fn both_changed(
+    e_modified: Option<Instant>,
+    b_modified: Option<Instant>,
+) -> (CalendarItem, CalendarItem, SyncPlan) {
     let (mut e, mut b, entry) = pair("e1", "b1");
     e.subject = "Exchange's version".into();
     e.modified = e_modified;
@@ -247,21 +342,47 @@ fn both_changed(e_modified: Option<Instant>, b_modified: Option<Instant>) -> (Ca
 #[test]
 fn both_changed_the_later_modification_wins_and_the_loser_is_reported() {
     let (e, b, p) = both_changed(Some(now() - HOUR), Some(now() - 60));
-    assert_eq!(summary(&p), vec![act(ActionKind::Update, Side::Exchange, Some("e1"), Some("b1"))]);
+    assert_eq!(
+        summary(&p),
+        vec![act(
+            ActionKind::Update,
+            Side::Exchange,
+            Some("e1"),
+            Some("b1")
+        )]
+    );
     assert_eq!(p.actions[0].fingerprint, Some(fingerprint(&b)));
     assert_eq!(
         p.report.conflicts,
-        vec![Conflict { exchange_id: "e1".into(), business_id: "b1".into(), winner: Side::Business, loser: e }]
+        vec![Conflict {
+            exchange_id: "e1".into(),
+            business_id: "b1".into(),
+            winner: Side::Business,
+            loser: e
+        }]
     );
     assert_eq!(p.mapping[0].exchange_fp, fingerprint(&b));
     assert_eq!(p.mapping[0].business_fp, fingerprint(&b));
 
     let (e, b, p) = both_changed(Some(now() - 60), Some(now() - HOUR));
-    assert_eq!(summary(&p), vec![act(ActionKind::Update, Side::Business, Some("e1"), Some("b1"))]);
+    assert_eq!(
+        summary(&p),
+        vec![act(
+            ActionKind::Update,
+            Side::Business,
+            Some("e1"),
+            Some("b1")
+        )]
+    );
     assert_eq!(p.actions[0].fingerprint, Some(fingerprint(&e)));
     assert_eq!(
         p.report.conflicts,
-        vec![Conflict { exchange_id: "e1".into(), business_id: "b1".into(), winner: Side::Exchange, loser: b }]
+        vec![Conflict {
+            exchange_id: "e1".into(),
+            business_id: "b1".into(),
+            winner: Side::Exchange,
+            loser: b
+        }]
     );
 }
 
@@ -269,10 +390,21 @@ fn both_changed_the_later_modification_wins_and_the_loser_is_reported() {
 fn both_changed_at_the_same_time_exchange_wins() {
     for modified in [Some(now() - HOUR), None] {
         let (e, b, p) = both_changed(modified, modified);
-        assert_eq!(summary(&p), vec![act(ActionKind::Update, Side::Business, Some("e1"), Some("b1"))]);
+        assert_eq!(
+            summary(&p),
+            vec![act(
+                ActionKind::Update,
+                Side::Business,
+                Some("e1"),
+                Some("b1")
+            )]
+        );
         assert_eq!(p.actions[0].fingerprint, Some(fingerprint(&e)));
         assert_eq!(p.report.conflicts.len(), 1);
-        assert_eq!((p.report.conflicts[0].winner, &p.report.conflicts[0].loser), (Side::Exchange, &b));
+        assert_eq!(
+            (p.report.conflicts[0].winner, &p.report.conflicts[0].loser),
+            (Side::Exchange, &b)
+        );
     }
 }
 
@@ -296,12 +428,28 @@ fn both_changed_alike_is_not_a_conflict() {
 fn deleted_on_one_side_and_unchanged_on_the_other_deletes_it() {
     let (e, b, entry) = pair("e1", "b1");
     let p = plan(&[], &[b], std::slice::from_ref(&entry));
-    assert_eq!(summary(&p), vec![act(ActionKind::Delete, Side::Business, Some("e1"), Some("b1"))]);
+    assert_eq!(
+        summary(&p),
+        vec![act(
+            ActionKind::Delete,
+            Side::Business,
+            Some("e1"),
+            Some("b1")
+        )]
+    );
     assert_eq!(p.actions[0].fingerprint, None);
     assert!(p.mapping.is_empty(), "the link goes with the item");
 
     let p = plan(&[e], &[], &[entry]);
-    assert_eq!(summary(&p), vec![act(ActionKind::Delete, Side::Exchange, Some("e1"), Some("b1"))]);
+    assert_eq!(
+        summary(&p),
+        vec![act(
+            ActionKind::Delete,
+            Side::Exchange,
+            Some("e1"),
+            Some("b1")
+        )]
+    );
     assert!(p.mapping.is_empty());
 }
 
@@ -310,15 +458,28 @@ fn deleted_on_one_side_and_changed_on_the_other_recreates_it() {
     let (e, b, entry) = pair("e1", "b1");
     let mut changed_b = b;
     changed_b.location = "Rum 4".into();
-    let p = plan(&[], std::slice::from_ref(&changed_b), std::slice::from_ref(&entry));
-    assert_eq!(summary(&p), vec![act(ActionKind::Create, Side::Exchange, None, Some("b1"))]);
+    let p = plan(
+        &[],
+        std::slice::from_ref(&changed_b),
+        std::slice::from_ref(&entry),
+    );
+    assert_eq!(
+        summary(&p),
+        vec![act(ActionKind::Create, Side::Exchange, None, Some("b1"))]
+    );
     assert_eq!(p.actions[0].fingerprint, Some(fingerprint(&changed_b)));
-    assert!(p.mapping.is_empty(), "the new link is added once the new id is known");
+    assert!(
+        p.mapping.is_empty(),
+        "the new link is added once the new id is known"
+    );
 
     let mut changed_e = e;
     changed_e.start -= HOUR;
     let p = plan(std::slice::from_ref(&changed_e), &[], &[entry]);
-    assert_eq!(summary(&p), vec![act(ActionKind::Create, Side::Business, Some("e1"), None)]);
+    assert_eq!(
+        summary(&p),
+        vec![act(ActionKind::Create, Side::Business, Some("e1"), None)]
+    );
     assert_eq!(p.actions[0].fingerprint, Some(fingerprint(&changed_e)));
 }
 
@@ -354,7 +515,11 @@ fn unmapped_items_are_created_on_the_other_side() {
 
 #[test]
 fn recurring_items_are_not_copied() {
-    let kinds = [ItemKind::Occurrence, ItemKind::Exception, ItemKind::RecurringMaster];
+    let kinds = [
+        ItemKind::Occurrence,
+        ItemKind::Exception,
+        ItemKind::RecurringMaster,
+    ];
     let make = |prefix: &str| -> Vec<CalendarItem> {
         kinds
             .iter()
@@ -383,7 +548,11 @@ fn recurring_items_are_not_copied() {
 #[test]
 fn a_synced_item_that_became_a_series_is_detached() {
     for side in [Side::Exchange, Side::Business] {
-        for kind in [ItemKind::Occurrence, ItemKind::Exception, ItemKind::RecurringMaster] {
+        for kind in [
+            ItemKind::Occurrence,
+            ItemKind::Exception,
+            ItemKind::RecurringMaster,
+        ] {
             let (mut e, mut b, entry) = pair("e1", "b1");
             match side {
                 Side::Exchange => {
@@ -399,7 +568,11 @@ fn a_synced_item_that_became_a_series_is_detached() {
             assert_quiet(&p);
             assert_eq!(
                 p.report.detached,
-                vec![Detached { exchange_id: "e1".into(), business_id: "b1".into(), side }],
+                vec![Detached {
+                    exchange_id: "e1".into(),
+                    business_id: "b1".into(),
+                    side
+                }],
                 "{side:?} {kind:?}"
             );
             assert_eq!(p.mapping, vec![entry]);
@@ -416,7 +589,10 @@ fn a_synced_item_that_became_a_series_is_detached() {
 
 #[test]
 fn private_items_are_skipped_when_the_policy_excludes_them() {
-    let no_private = SyncPolicy { sync_private: false, ..SyncPolicy::default() };
+    let no_private = SyncPolicy {
+        sync_private: false,
+        ..SyncPolicy::default()
+    };
     let mut private = tomorrow("e-private");
     private.sensitivity = Sensitivity::Private;
     let mut confidential = tomorrow("b-confidential");
@@ -426,7 +602,15 @@ fn private_items_are_skipped_when_the_policy_excludes_them() {
     let exchange = [private.clone(), personal];
     let business = [confidential];
     let p = plan_with(&exchange, &business, &[], &no_private);
-    assert_eq!(summary(&p), vec![act(ActionKind::Create, Side::Business, Some("e-personal"), None)]);
+    assert_eq!(
+        summary(&p),
+        vec![act(
+            ActionKind::Create,
+            Side::Business,
+            Some("e-personal"),
+            None
+        )]
+    );
     assert_eq!(
         p.report.skipped,
         vec![
@@ -444,16 +628,27 @@ fn private_items_are_skipped_when_the_policy_excludes_them() {
     e.sensitivity = Sensitivity::Private;
     let p = plan_with(&[e], &[b], std::slice::from_ref(&entry), &no_private);
     assert_quiet(&p);
-    assert_eq!(p.report.skipped, vec![skip(Side::Exchange, "e1", SyncSkipReason::Private)]);
+    assert_eq!(
+        p.report.skipped,
+        vec![skip(Side::Exchange, "e1", SyncSkipReason::Private)]
+    );
     assert_eq!(p.mapping, vec![entry]);
 }
 
 #[test]
 fn a_resource_mailbox_is_never_synced() {
-    let policy = SyncPolicy { mailbox_is_resource: true, ..SyncPolicy::default() };
+    let policy = SyncPolicy {
+        mailbox_is_resource: true,
+        ..SyncPolicy::default()
+    };
     let (mut e, b, entry) = pair("e1", "b1");
     e.subject = "Changed".into();
-    let p = plan_with(&[e, tomorrow("e2")], &[b, tomorrow("b2")], std::slice::from_ref(&entry), &policy);
+    let p = plan_with(
+        &[e, tomorrow("e2")],
+        &[b, tomorrow("b2")],
+        std::slice::from_ref(&entry),
+        &policy,
+    );
     assert_quiet(&p);
     assert_eq!(
         p.report.skipped,
@@ -472,11 +667,17 @@ fn a_resource_mailbox_is_never_synced() {
 // ---------------------------------------------------------------------------
 
 fn attendee(address: &str, role: AttendeeRole) -> Attendee {
-    Attendee { address: address.to_string(), role }
+    Attendee {
+        address: address.to_string(),
+        role,
+    }
 }
 
 fn integrated_policy() -> SyncPolicy {
-    SyncPolicy { integrated_users: vec!["Anna@Flexi.se".into(), " bo@flexi.se ".into()], ..SyncPolicy::default() }
+    SyncPolicy {
+        integrated_users: vec!["Anna@Flexi.se".into(), " bo@flexi.se ".into()],
+        ..SyncPolicy::default()
+    }
 }
 
 #[test]
@@ -491,7 +692,10 @@ fn attendees_link_integrated_users_and_resources_only() {
         attendee("bo@flexi.se", AttendeeRole::Contact),
     ];
     let p = plan_with(&[], std::slice::from_ref(&b), &[], &integrated_policy());
-    assert_eq!(summary(&p), vec![act(ActionKind::Create, Side::Exchange, None, Some("b1"))]);
+    assert_eq!(
+        summary(&p),
+        vec![act(ActionKind::Create, Side::Exchange, None, Some("b1"))]
+    );
     assert_eq!(
         p.actions[0].attendees,
         vec![
@@ -500,7 +704,13 @@ fn attendees_link_integrated_users_and_resources_only() {
             attendee("room-4@flexi.se", AttendeeRole::Resource),
         ]
     );
-    assert!(p.actions[0].attendees.iter().all(|a| a.role != AttendeeRole::Contact), "contacts never go to Exchange");
+    assert!(
+        p.actions[0]
+            .attendees
+            .iter()
+            .all(|a| a.role != AttendeeRole::Contact),
+        "contacts never go to Exchange"
+    );
 
     // And back: from Exchange, an integrated user links to that person.
     let mut e = tomorrow("e1");
@@ -512,16 +722,33 @@ fn attendees_link_integrated_users_and_resources_only() {
     let p = plan_with(std::slice::from_ref(&e), &[], &[], &integrated_policy());
     assert_eq!(
         p.actions[0].attendees,
-        vec![attendee("ANNA@flexi.se", AttendeeRole::Optional), attendee("room-4@flexi.se", AttendeeRole::Resource)]
+        vec![
+            attendee("ANNA@flexi.se", AttendeeRole::Optional),
+            attendee("room-4@flexi.se", AttendeeRole::Resource)
+        ]
     );
 
     // Updates carry them too.
     let (e, mut b, entry) = pair("e1", "b1");
     b.subject = "Edited".into();
-    b.attendees = vec![attendee("kund@customer.se", AttendeeRole::Contact), attendee("anna@flexi.se", AttendeeRole::Required)];
+    b.attendees = vec![
+        attendee("kund@customer.se", AttendeeRole::Contact),
+        attendee("anna@flexi.se", AttendeeRole::Required),
+    ];
     let p = plan_with(&[e], &[b], &[entry], &integrated_policy());
-    assert_eq!(summary(&p), vec![act(ActionKind::Update, Side::Exchange, Some("e1"), Some("b1"))]);
-    assert_eq!(p.actions[0].attendees, vec![attendee("anna@flexi.se", AttendeeRole::Required)]);
+    assert_eq!(
+        summary(&p),
+        vec![act(
+            ActionKind::Update,
+            Side::Exchange,
+            Some("e1"),
+            Some("b1")
+        )]
+    );
+    assert_eq!(
+        p.actions[0].attendees,
+        vec![attendee("anna@flexi.se", AttendeeRole::Required)]
+    );
 }
 
 #[test]
@@ -536,7 +763,10 @@ fn translate_attendees_directly() {
     ];
     assert_eq!(
         translate_attendees(&list, &integrated),
-        vec![attendee(" Anna@Flexi.se", AttendeeRole::Required), attendee("hall@flexi.se", AttendeeRole::Resource)]
+        vec![
+            attendee(" Anna@Flexi.se", AttendeeRole::Required),
+            attendee("hall@flexi.se", AttendeeRole::Resource)
+        ]
     );
 }
 
@@ -549,25 +779,49 @@ fn duplicate_ids_with_different_contents_are_an_error() {
     let a = tomorrow("e1");
     let mut a2 = a.clone();
     a2.subject = "Other".into();
-    let err = plan_sync(&[a.clone(), a2.clone()], &[], &[], &SyncPolicy::default(), now()).unwrap_err();
-    assert!(err.iter().any(|p| p.kind == ProblemKind::DuplicateId), "{err:?}");
+    let err = plan_sync(
+        &[a.clone(), a2.clone()],
+        &[],
+        &[],
+        &SyncPolicy::default(),
+        now(),
+    )
+    .unwrap_err();
+    assert!(
+        err.iter().any(|p| p.kind == ProblemKind::DuplicateId),
+        "{err:?}"
+    );
     let err = plan_sync(&[], &[a.clone(), a2], &[], &SyncPolicy::default(), now()).unwrap_err();
-    assert!(err.iter().any(|p| p.kind == ProblemKind::DuplicateId), "{err:?}");
+    assert!(
+        err.iter().any(|p| p.kind == ProblemKind::DuplicateId),
+        "{err:?}"
+    );
 
     // Identical copies count once.
     let p = plan(&[a.clone(), a.clone()], &[], &[]);
-    assert_eq!(summary(&p), vec![act(ActionKind::Create, Side::Business, Some("e1"), None)]);
+    assert_eq!(
+        summary(&p),
+        vec![act(ActionKind::Create, Side::Business, Some("e1"), None)]
+    );
 
     // A mapping that lists one id twice is ambiguous too.
     let (_, _, m1) = pair("e1", "b1");
     let (_, _, mut m2) = pair("e2", "b2");
     m2.exchange_id = "e1".into();
     let err = plan_sync(&[a], &[], &[m1, m2], &SyncPolicy::default(), now()).unwrap_err();
-    assert!(err.iter().any(|p| p.kind == ProblemKind::DuplicateId), "{err:?}");
+    assert!(
+        err.iter().any(|p| p.kind == ProblemKind::DuplicateId),
+        "{err:?}"
+    );
 }
 
 fn sort_key(a: &SyncAction) -> (Side, ActionKind, Option<String>, Option<String>) {
-    (a.side, a.action, a.exchange_id.clone(), a.business_id.clone())
+    (
+        a.side,
+        a.action,
+        a.exchange_id.clone(),
+        a.business_id.clone(),
+    )
 }
 
 #[test]
@@ -661,9 +915,17 @@ fn find<'a>(items: &'a [CalendarItem], id: &str) -> Option<&'a CalendarItem> {
 
 /// What the host passes to the plan: everything, or (like a calendar query) only the
 /// items that end in the window; sometimes with an item returned twice.
-fn read(items: &[CalendarItem], window_only: bool, window_start: Instant, twice: bool) -> Vec<CalendarItem> {
-    let mut read: Vec<CalendarItem> =
-        items.iter().filter(|i| !window_only || i.end >= window_start).cloned().collect();
+fn read(
+    items: &[CalendarItem],
+    window_only: bool,
+    window_start: Instant,
+    twice: bool,
+) -> Vec<CalendarItem> {
+    let mut read: Vec<CalendarItem> = items
+        .iter()
+        .filter(|i| !window_only || i.end >= window_start)
+        .cloned()
+        .collect();
     if twice && let Some(first) = read.first().cloned() {
         read.push(first);
     }
@@ -682,10 +944,18 @@ fn apply(world: &World, plan: &SyncPlan) -> World {
         match a.action {
             ActionKind::Create => {
                 let source_id = match other {
-                    Side::Exchange => a.exchange_id.clone().expect("a create from Exchange names its source"),
-                    Side::Business => a.business_id.clone().expect("a create from business names its source"),
+                    Side::Exchange => a
+                        .exchange_id
+                        .clone()
+                        .expect("a create from Exchange names its source"),
+                    Side::Business => a
+                        .business_id
+                        .clone()
+                        .expect("a create from business names its source"),
                 };
-                let source = find(items_of(world, other), &source_id).cloned().expect("source exists");
+                let source = find(items_of(world, other), &source_id)
+                    .cloned()
+                    .expect("source exists");
                 assert_eq!(source.kind, ItemKind::Single, "a recurring item was copied");
                 let fp = fingerprint(&source);
                 assert_eq!(a.fingerprint.as_deref(), Some(fp.as_str()));
@@ -708,12 +978,17 @@ fn apply(world: &World, plan: &SyncPlan) -> World {
                 });
             }
             ActionKind::Update => {
-                let (ex, bz) = (a.exchange_id.clone().unwrap(), a.business_id.clone().unwrap());
+                let (ex, bz) = (
+                    a.exchange_id.clone().unwrap(),
+                    a.business_id.clone().unwrap(),
+                );
                 let (source_id, target_id) = match a.side {
                     Side::Exchange => (bz, ex),
                     Side::Business => (ex, bz),
                 };
-                let source = find(items_of(world, other), &source_id).cloned().expect("source exists");
+                let source = find(items_of(world, other), &source_id)
+                    .cloned()
+                    .expect("source exists");
                 assert_eq!(a.fingerprint, Some(fingerprint(&source)));
                 let items = side_items(&mut next, a.side);
                 // An item not read is still there (outside the window); write it by id.
@@ -743,9 +1018,21 @@ fn apply(world: &World, plan: &SyncPlan) -> World {
 }
 
 /// Property (ii): a delete only follows a deletion, and never removes a changed item.
-fn check_deletes(plan: &SyncPlan, exchange: &[CalendarItem], business: &[CalendarItem], mapping: &[MappingEntry]) {
-    for a in plan.actions.iter().filter(|a| a.action == ActionKind::Delete) {
-        let (ex, bz) = (a.exchange_id.as_deref().unwrap(), a.business_id.as_deref().unwrap());
+fn check_deletes(
+    plan: &SyncPlan,
+    exchange: &[CalendarItem],
+    business: &[CalendarItem],
+    mapping: &[MappingEntry],
+) {
+    for a in plan
+        .actions
+        .iter()
+        .filter(|a| a.action == ActionKind::Delete)
+    {
+        let (ex, bz) = (
+            a.exchange_id.as_deref().unwrap(),
+            a.business_id.as_deref().unwrap(),
+        );
         let entry = mapping
             .iter()
             .find(|m| m.exchange_id == ex && m.business_id == bz)
@@ -755,17 +1042,31 @@ fn check_deletes(plan: &SyncPlan, exchange: &[CalendarItem], business: &[Calenda
             Side::Business => (find(business, bz), &entry.business_fp, find(exchange, ex)),
         };
         let target = target.expect("a delete targets an item that was read");
-        assert_eq!(&fingerprint(target), recorded, "deleted an item that changed: {a:?}");
-        assert!(other.is_none(), "deleted {a:?} though its counterpart was read: {other:?}");
+        assert_eq!(
+            &fingerprint(target),
+            recorded,
+            "deleted an item that changed: {a:?}"
+        );
+        assert!(
+            other.is_none(),
+            "deleted {a:?} though its counterpart was read: {other:?}"
+        );
     }
 }
 
 /// One sync round: plan, check, apply; then the next plan must have nothing to do.
-fn round(world: &World, policy: &SyncPolicy, now: Instant, window_only: bool, twice: bool) -> World {
+fn round(
+    world: &World,
+    policy: &SyncPolicy,
+    now: Instant,
+    window_only: bool,
+    twice: bool,
+) -> World {
     let window_start = now - i64::from(policy.lookback_days) * DAY;
     let exchange = read(&world.exchange, window_only, window_start, twice);
     let business = read(&world.business, window_only, window_start, false);
-    let plan = plan_sync(&exchange, &business, &world.mapping, policy, now).expect("a consistent world plans");
+    let plan = plan_sync(&exchange, &business, &world.mapping, policy, now)
+        .expect("a consistent world plans");
 
     // (iii) in miniature: reversed and rotated inputs give the same plan.
     let mut rev_e = exchange.clone();
@@ -774,16 +1075,23 @@ fn round(world: &World, policy: &SyncPolicy, now: Instant, window_only: bool, tw
     rev_b.rotate_left(business.len() / 2);
     let mut rev_m = world.mapping.clone();
     rev_m.reverse();
-    assert_eq!(plan_sync(&rev_e, &rev_b, &rev_m, policy, now).as_ref(), Ok(&plan));
+    assert_eq!(
+        plan_sync(&rev_e, &rev_b, &rev_m, policy, now).as_ref(),
+        Ok(&plan)
+    );
 
     check_deletes(&plan, &exchange, &business, &world.mapping);
     let keys: Vec<_> = plan.actions.iter().map(sort_key).collect();
-    assert!(keys.windows(2).all(|w| w[0] < w[1]), "actions not strictly sorted: {keys:?}");
+    assert!(
+        keys.windows(2).all(|w| w[0] < w[1]),
+        "actions not strictly sorted: {keys:?}"
+    );
 
     let next = apply(world, &plan);
     let exchange = read(&next.exchange, window_only, window_start, twice);
     let business = read(&next.business, window_only, window_start, false);
-    let again = plan_sync(&exchange, &business, &next.mapping, policy, now).expect("the applied world plans");
+    let again = plan_sync(&exchange, &business, &next.mapping, policy, now)
+        .expect("the applied world plans");
     assert!(
         again.actions.is_empty() && again.report.conflicts.is_empty(),
         "not idempotent:\nfirst plan {plan:#?}\nsecond plan {again:#?}\nworld {next:#?}"
@@ -910,7 +1218,12 @@ fn pair_state() -> impl Strategy<Value = (CalendarItem, Since, Option<i64>, Sinc
     (content(), since(), stamp(), since(), stamp())
 }
 
-fn side_change(base: &CalendarItem, id: String, since: &Since, stamp: Option<i64>) -> Option<CalendarItem> {
+fn side_change(
+    base: &CalendarItem,
+    id: String,
+    since: &Since,
+    stamp: Option<i64>,
+) -> Option<CalendarItem> {
     let mut item = base.clone();
     item.id = id;
     match since {
@@ -937,9 +1250,18 @@ fn unmapped(prefix: &'static str) -> impl Strategy<Value = Vec<CalendarItem>> {
 
 /// A world with a mapping as a previous sync left it, and changes on both sides since.
 fn world() -> impl Strategy<Value = World> {
-    (prop::collection::vec(pair_state(), 0..=6), unmapped("ex-u"), unmapped("bz-u")).prop_map(
-        |(pairs, ex_new, bz_new)| {
-            let mut world = World { exchange: ex_new, business: bz_new, mapping: Vec::new(), next_id: 0 };
+    (
+        prop::collection::vec(pair_state(), 0..=6),
+        unmapped("ex-u"),
+        unmapped("bz-u"),
+    )
+        .prop_map(|(pairs, ex_new, bz_new)| {
+            let mut world = World {
+                exchange: ex_new,
+                business: bz_new,
+                mapping: Vec::new(),
+                next_id: 0,
+            };
             for (n, (base, e_since, e_stamp, b_since, b_stamp)) in pairs.into_iter().enumerate() {
                 let (ex, bz) = (format!("e{n}"), format!("b{n}"));
                 let fp = fingerprint(&base);
@@ -950,23 +1272,31 @@ fn world() -> impl Strategy<Value = World> {
                     business_fp: fp,
                     end: base.end,
                 });
-                world.exchange.extend(side_change(&base, ex, &e_since, e_stamp));
-                world.business.extend(side_change(&base, bz, &b_since, b_stamp));
+                world
+                    .exchange
+                    .extend(side_change(&base, ex, &e_since, e_stamp));
+                world
+                    .business
+                    .extend(side_change(&base, bz, &b_since, b_stamp));
             }
             world
-        },
-    )
+        })
 }
 
 fn policy() -> impl Strategy<Value = SyncPolicy> {
-    (prop::sample::select(vec![7u32, 7, 1, 30]), any::<bool>(), prop::bool::weighted(0.1)).prop_map(
-        |(lookback_days, sync_private, mailbox_is_resource)| SyncPolicy {
-            lookback_days,
-            sync_private,
-            mailbox_is_resource,
-            integrated_users: vec!["anna@flexi.se".into(), "Bo@Flexi.se".into()],
-        },
+    (
+        prop::sample::select(vec![7u32, 7, 1, 30]),
+        any::<bool>(),
+        prop::bool::weighted(0.1),
     )
+        .prop_map(
+            |(lookback_days, sync_private, mailbox_is_resource)| SyncPolicy {
+                lookback_days,
+                sync_private,
+                mailbox_is_resource,
+                integrated_users: vec!["anna@flexi.se".into(), "Bo@Flexi.se".into()],
+            },
+        )
 }
 
 /// Changes made on either calendar between two sync rounds.
@@ -993,7 +1323,11 @@ fn change(world: &mut World, ops: &[Op]) {
         let (exchange, op) = match op {
             Op::Edit(s, ..) | Op::Delete(s, _) | Op::Series(s, _) | Op::Add(s, _) => (*s, op),
         };
-        let items = if exchange { &mut world.exchange } else { &mut world.business };
+        let items = if exchange {
+            &mut world.exchange
+        } else {
+            &mut world.business
+        };
         match op {
             Op::Add(_, content) => {
                 let mut item = content.clone();

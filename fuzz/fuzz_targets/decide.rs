@@ -31,7 +31,7 @@ impl<'a> Arbitrary<'a> for Input {
             now: u.arbitrary()?,
             zone: u.arbitrary()?,
             policy: u.arbitrary()?,
-            triggers: small_vec(u, 6)?,
+            triggers: small_vec(u, 4)?,
             rotate: u.arbitrary()?,
             items: small_vec(u, MAX_ITEMS)?,
         })
@@ -41,8 +41,8 @@ impl<'a> Arbitrary<'a> for Input {
 fuzz_target!(|input: Input| {
     let items = build_items(&input.items, IDS);
     let policy = input.policy.get();
-    let triggers = build_triggers(&input.triggers, 6);
-    let zone = input.zone.get(ZONES);
+    let triggers = build_triggers(&input.triggers);
+    let zone = input.zone.get(&ZONES);
     let now = input.now.get();
 
     let result = decide_with_config(&items, &policy, &triggers, &zone, now);

@@ -8,8 +8,8 @@ use calvert_core::{ActionKind, CalendarItem, Side};
 use calvert_fuzz::{ArbInstant, ArbItem, ArbMapping, ArbSyncPolicy, build_items, build_mapping, small_vec};
 use libfuzzer_sys::fuzz_target;
 
-const EXCHANGE_IDS: &[&str] = &["AAMk1", "AAMk2", "AAMk3", "x"];
-const BUSINESS_IDS: &[&str] = &["B1", "B2", "B3", "x"];
+const EXCHANGE_IDS: &[&str] = &["AAMk1", "AAMk2", "AAMk3", "AAMk4", "AAMk5", "x"];
+const BUSINESS_IDS: &[&str] = &["B1", "B2", "B3", "B4", "B5", "x"];
 
 #[derive(Debug)]
 struct Input {
@@ -26,8 +26,8 @@ impl<'a> Arbitrary<'a> for Input {
             now: u.arbitrary()?,
             policy: u.arbitrary()?,
             mapping: small_vec(u, 6)?,
-            exchange: small_vec(u, 12)?,
-            business: small_vec(u, 12)?,
+            exchange: small_vec(u, 8)?,
+            business: small_vec(u, 8)?,
         })
     }
 }

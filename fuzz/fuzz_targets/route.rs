@@ -2,27 +2,27 @@
 #![no_main]
 
 use arbitrary::{Arbitrary, Unstructured};
-use calvert_fuzz::{ArbRule, Choice, small_vec};
+use calvert_fuzz::{ArbRule, Choice, Pool, small_vec};
 use libfuzzer_sys::fuzz_target;
 
-const ADDRESSES: &[&str] = &[
-    "kim@support.flexi.se",
-    "Kim@Support.Flexi.se",
-    "eva@kundtjanst.flexi.se",
-    "eva@flexi.se",
-    "a@notsupport.flexi.se",
-    "x@example.com",
-    " kim@flexi.se ",
-    "not-an-address",
-    "a@b@c.se",
-    "@flexi.se",
-    "a@",
-    "a@x..se",
-    "a@bücher.de",
-    "A@İ.SE",
-    "a@K.se",
-    "",
-];
+const ADDRESSES: Pool = Pool {
+    good: &[
+        "kim@support.flexi.se",
+        "Kim@Support.Flexi.se",
+        "eva@kundtjanst.flexi.se",
+        "eva@flexi.se",
+        "a@notsupport.flexi.se",
+        "a@x.support.flexi.se",
+        "x@example.com",
+        " kim@flexi.se ",
+        "a@bücher.de",
+        "A@İ.SE",
+        "a@K.se",
+        "a@k.se",
+        "y@other.org",
+    ],
+    bad: &["not-an-address", "a@b@c.se", "@flexi.se", "a@", "a@x..se", "", "a b@flexi.se x"],
+};
 
 #[derive(Debug)]
 struct Input {
@@ -32,12 +32,12 @@ struct Input {
 
 impl<'a> Arbitrary<'a> for Input {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
-        Ok(Input { address: u.arbitrary()?, rules: small_vec(u, 16)? })
+        Ok(Input { address: u.arbitrary()?, rules: small_vec(u, 8)? })
     }
 }
 
 fuzz_target!(|input: Input| {
-    let address = input.address.get(ADDRESSES);
+    let address = input.address.get(&ADDRESSES);
     let rules: Vec<_> = input.rules.iter().map(ArbRule::get).collect();
     let result = calvert_core::route(&address, &rules);
     if let Ok(Some(server)) = &result {

@@ -21,7 +21,7 @@ impl<'a> Arbitrary<'a> for Input {
 
 fuzz_target!(|input: Input| {
     let subject = input.subject.get();
-    let triggers = build_triggers(&input.triggers, 8);
+    let triggers = build_triggers(&input.triggers);
     let Ok(found) = calvert_core::trigger::resolve_trigger(&subject, &triggers) else { return };
     let Some(m) = found else { return };
     let chars = subject.nfc().count();

@@ -19,7 +19,7 @@ wasmtime::component::bindgen!({
 /// The WIT types as the host sees them.
 pub use exports::calvert::core::engine as wit;
 use wit::{
-    CalendarItem, Decision, DecidePolicy, EvalAnswer, MappingEntry, Observation, PhoneDiversion,
+    CalendarItem, DecidePolicy, Decision, EvalAnswer, MappingEntry, Observation, PhoneDiversion,
     Problem, ReconcileAction, Rule, StatusEvent, SyncPlan, SyncPolicy, Trigger, TriggerMatch,
     UserStatus, ZoneResolution,
 };
@@ -35,14 +35,21 @@ pub const DEFAULT_MEMORY_LIMIT: usize = 512 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
-    #[error("the decision core could not be loaded: {0}; rebuild Calvert (cargo build) so the embedded component matches wit/")]
+    #[error(
+        "the decision core could not be loaded: {0}; rebuild Calvert (cargo build) so the embedded component matches wit/"
+    )]
     Load(String),
     #[error(
         "the decision core used up its budget in `{function}` and was stopped; the input is far larger than expected or the core has a bug: report it with the input"
     )]
     OutOfFuel { function: &'static str },
-    #[error("the decision core failed in `{function}`: {message}; this call was abandoned and the next one starts afresh")]
-    Trap { function: &'static str, message: String },
+    #[error(
+        "the decision core failed in `{function}`: {message}; this call was abandoned and the next one starts afresh"
+    )]
+    Trap {
+        function: &'static str,
+        message: String,
+    },
     #[error("{}", Problems(.0))]
     Rejected(Vec<Problem>),
 }
@@ -83,10 +90,13 @@ impl DecisionCore {
         let mut config = Config::new();
         config.consume_fuel(true);
         let engine = Engine::new(&config).map_err(|e| CoreError::Load(format!("{e:#}")))?;
-        let component = Component::new(&engine, bytes).map_err(|e| CoreError::Load(format!("{e:#}")))?;
+        let component =
+            Component::new(&engine, bytes).map_err(|e| CoreError::Load(format!("{e:#}")))?;
         // The core imports nothing, so the linker provides nothing.
         let linker = Linker::new(&engine);
-        let pre = linker.instantiate_pre(&component).map_err(|e| CoreError::Load(format!("{e:#}")))?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| CoreError::Load(format!("{e:#}")))?;
         let pre = CorePre::new(pre).map_err(|e| CoreError::Load(format!("{e:#}")))?;
         Ok(DecisionCore {
             engine,
@@ -129,7 +139,10 @@ impl DecisionCore {
 
     /// A new instance for a sequence of calls.
     pub fn instance(&self) -> CoreInstance {
-        CoreInstance { core: self.clone(), live: None }
+        CoreInstance {
+            core: self.clone(),
+            live: None,
+        }
     }
 }
 
@@ -146,11 +159,20 @@ pub struct CoreInstance {
 
 impl CoreInstance {
     fn instantiate(&self) -> Result<Live, CoreError> {
-        let limits = StoreLimitsBuilder::new().memory_size(self.core.memory_limit).instances(1).build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.core.memory_limit)
+            .instances(1)
+            .build();
         let mut store = Store::new(&self.core.engine, limits);
         store.limiter(|limits| limits);
-        store.set_fuel(self.core.fuel_per_call).map_err(|e| CoreError::Load(format!("{e:#}")))?;
-        let bindings = self.core.pre.instantiate(&mut store).map_err(|e| CoreError::Load(format!("{e:#}")))?;
+        store
+            .set_fuel(self.core.fuel_per_call)
+            .map_err(|e| CoreError::Load(format!("{e:#}")))?;
+        let bindings = self
+            .core
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| CoreError::Load(format!("{e:#}")))?;
         Ok(Live { store, bindings })
     }
 
@@ -164,7 +186,9 @@ impl CoreInstance {
             Some(live) => live,
             None => self.live.insert(self.instantiate()?),
         };
-        live.store.set_fuel(self.core.fuel_per_call).map_err(|e| CoreError::Load(format!("{e:#}")))?;
+        live.store
+            .set_fuel(self.core.fuel_per_call)
+            .map_err(|e| CoreError::Load(format!("{e:#}")))?;
         let engine = live.bindings.calvert_core_engine();
         match f(engine, &mut live.store) {
             Ok(value) => Ok(value),
@@ -173,7 +197,10 @@ impl CoreInstance {
                 if error.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) {
                     Err(CoreError::OutOfFuel { function })
                 } else {
-                    Err(CoreError::Trap { function, message: format!("{error:#}") })
+                    Err(CoreError::Trap {
+                        function,
+                        message: format!("{error:#}"),
+                    })
                 }
             }
         }
@@ -191,12 +218,20 @@ impl CoreInstance {
         zone: &str,
         now: i64,
     ) -> Result<Decision, CoreError> {
-        let r = self.call("decide", |g, s| g.call_decide(s, items, policy, triggers, zone, now))?;
+        let r = self.call("decide", |g, s| {
+            g.call_decide(s, items, policy, triggers, zone, now)
+        })?;
         Self::rejected(r)
     }
 
-    pub fn resolve_trigger(&mut self, subject: &str, triggers: &[Trigger]) -> Result<Option<TriggerMatch>, CoreError> {
-        let r = self.call("resolve-trigger", |g, s| g.call_resolve_trigger(s, subject, triggers))?;
+    pub fn resolve_trigger(
+        &mut self,
+        subject: &str,
+        triggers: &[Trigger],
+    ) -> Result<Option<TriggerMatch>, CoreError> {
+        let r = self.call("resolve-trigger", |g, s| {
+            g.call_resolve_trigger(s, subject, triggers)
+        })?;
         Self::rejected(r)
     }
 
@@ -206,7 +241,9 @@ impl CoreInstance {
         last_applied: Option<&PhoneDiversion>,
         observed: &Observation,
     ) -> Result<ReconcileAction, CoreError> {
-        self.call("reconcile", |g, s| g.call_reconcile(s, desired, last_applied, observed))
+        self.call("reconcile", |g, s| {
+            g.call_reconcile(s, desired, last_applied, observed)
+        })
     }
 
     pub fn route(&mut self, address: &str, rules: &[Rule]) -> Result<Option<String>, CoreError> {
@@ -214,8 +251,14 @@ impl CoreInstance {
         Self::rejected(r)
     }
 
-    pub fn validate_config(&mut self, triggers: &[Trigger], rules: &[Rule]) -> Result<Vec<Problem>, CoreError> {
-        self.call("validate-config", |g, s| g.call_validate_config(s, triggers, rules))
+    pub fn validate_config(
+        &mut self,
+        triggers: &[Trigger],
+        rules: &[Rule],
+    ) -> Result<Vec<Problem>, CoreError> {
+        self.call("validate-config", |g, s| {
+            g.call_validate_config(s, triggers, rules)
+        })
     }
 
     pub fn resolve_zone(&mut self, id: &str, fallback: &str) -> Result<ZoneResolution, CoreError> {
@@ -224,12 +267,16 @@ impl CoreInstance {
     }
 
     pub fn local_to_instant(&mut self, local: &str, zone: &str) -> Result<i64, CoreError> {
-        let r = self.call("local-to-instant", |g, s| g.call_local_to_instant(s, local, zone))?;
+        let r = self.call("local-to-instant", |g, s| {
+            g.call_local_to_instant(s, local, zone)
+        })?;
         Self::rejected(r)
     }
 
     pub fn instant_to_local(&mut self, at: i64, zone: &str) -> Result<String, CoreError> {
-        let r = self.call("instant-to-local", |g, s| g.call_instant_to_local(s, at, zone))?;
+        let r = self.call("instant-to-local", |g, s| {
+            g.call_instant_to_local(s, at, zone)
+        })?;
         Self::rejected(r)
     }
 
@@ -241,7 +288,9 @@ impl CoreInstance {
         policy: &SyncPolicy,
         now: i64,
     ) -> Result<SyncPlan, CoreError> {
-        let r = self.call("plan-sync", |g, s| g.call_plan_sync(s, exchange, business, mapping, policy, now))?;
+        let r = self.call("plan-sync", |g, s| {
+            g.call_plan_sync(s, exchange, business, mapping, policy, now)
+        })?;
         Self::rejected(r)
     }
 
@@ -249,7 +298,11 @@ impl CoreInstance {
         self.call("fingerprint", |g, s| g.call_fingerprint(s, item))
     }
 
-    pub fn next_status(&mut self, current: &UserStatus, event: &StatusEvent) -> Result<UserStatus, CoreError> {
+    pub fn next_status(
+        &mut self,
+        current: &UserStatus,
+        event: &StatusEvent,
+    ) -> Result<UserStatus, CoreError> {
         let r = self.call("next-status", |g, s| g.call_next_status(s, current, event))?;
         Self::rejected(r)
     }

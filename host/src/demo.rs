@@ -61,7 +61,11 @@ fn item(id: &str, subject: &str, start: i64, end: i64) -> CalendarItem {
 }
 
 fn invitation(id: &str, subject: &str, start: i64, end: i64) -> CalendarItem {
-    CalendarItem { is_meeting: true, response: Response::NoResponse, ..item(id, subject, start, end) }
+    CalendarItem {
+        is_meeting: true,
+        response: Response::NoResponse,
+        ..item(id, subject, start, end)
+    }
 }
 
 /// The script: local wall-clock times on 2026-11-25 in Stockholm; `day` is its midnight.
@@ -72,20 +76,65 @@ fn script(day: i64) -> Vec<(i64, Event)> {
     let mut oof = item("ola-oof", "Semester", day - 24 * 3600, day + 2 * 24 * 3600);
     oof.free_busy = FreeBusy::Oof;
     vec![
-        (t(7, 30), Event::Put("kim@flexi.se", invitation("kim-1", "Möte om budget", t(9, 0), t(10, 0)))),
+        (
+            t(7, 30),
+            Event::Put(
+                "kim@flexi.se",
+                invitation("kim-1", "Möte om budget", t(9, 0), t(10, 0)),
+            ),
+        ),
         (t(7, 30), Event::Put("eva@flexi.se", course)),
-        (t(7, 30), Event::Put("eva@flexi.se", item("eva-lunch", "Lunch med kursen", t(11, 30), t(12, 30)))),
+        (
+            t(7, 30),
+            Event::Put(
+                "eva@flexi.se",
+                item("eva-lunch", "Lunch med kursen", t(11, 30), t(12, 30)),
+            ),
+        ),
         (t(7, 30), Event::Put("ola@flexi.se", oof)),
-        (t(8, 15), Event::Respond("kim@flexi.se", "kim-1", Response::Accept)),
-        (t(8, 20), Event::Put("kim@flexi.se", invitation("kim-2", "Styrelsemöte", t(13, 0), t(14, 0)))),
-        (t(8, 25), Event::Respond("kim@flexi.se", "kim-2", Response::Decline)),
-        (t(9, 20), Event::Move("kim@flexi.se", "kim-1", t(9, 30), t(10, 30))),
-        (t(9, 25), Event::Respond("kim@flexi.se", "kim-1", Response::Accept)),
-        (t(10, 45), Event::Put("kim@flexi.se", item("kim-3", "Lunch", t(11, 0), t(11, 45)))),
-        (t(11, 10), Event::Move("kim@flexi.se", "kim-3", t(11, 0), t(12, 15))),
-        (t(13, 0), Event::ManualDivert("ola@flexi.se", "SICK", t(17, 0))),
+        (
+            t(8, 15),
+            Event::Respond("kim@flexi.se", "kim-1", Response::Accept),
+        ),
+        (
+            t(8, 20),
+            Event::Put(
+                "kim@flexi.se",
+                invitation("kim-2", "Styrelsemöte", t(13, 0), t(14, 0)),
+            ),
+        ),
+        (
+            t(8, 25),
+            Event::Respond("kim@flexi.se", "kim-2", Response::Decline),
+        ),
+        (
+            t(9, 20),
+            Event::Move("kim@flexi.se", "kim-1", t(9, 30), t(10, 30)),
+        ),
+        (
+            t(9, 25),
+            Event::Respond("kim@flexi.se", "kim-1", Response::Accept),
+        ),
+        (
+            t(10, 45),
+            Event::Put("kim@flexi.se", item("kim-3", "Lunch", t(11, 0), t(11, 45))),
+        ),
+        (
+            t(11, 10),
+            Event::Move("kim@flexi.se", "kim-3", t(11, 0), t(12, 15)),
+        ),
+        (
+            t(13, 0),
+            Event::ManualDivert("ola@flexi.se", "SICK", t(17, 0)),
+        ),
         (t(15, 0), Event::ManualClear("ola@flexi.se")),
-        (t(15, 30), Event::Put("kim@flexi.se", item("kim-4", "Tandläkare", t(16, 0), t(17, 0)))),
+        (
+            t(15, 30),
+            Event::Put(
+                "kim@flexi.se",
+                item("kim-4", "Tandläkare", t(16, 0), t(17, 0)),
+            ),
+        ),
         (t(15, 50), Event::Delete("kim@flexi.se", "kim-4")),
     ]
 }
@@ -111,10 +160,18 @@ pub fn run(core: &mut CoreInstance) -> Result<String, CoreError> {
         oof_reason: Some("AWAY".into()),
         return_time: ReturnTime::BlockEnd,
     };
-    let triggers: Vec<Trigger> = [("lunch", "LUNCH"), ("möte", "MEETING"), ("kurs", "COURSE"), ("semester", "VACATION")]
-        .iter()
-        .map(|(w, r)| Trigger { word: (*w).into(), reason: (*r).into() })
-        .collect();
+    let triggers: Vec<Trigger> = [
+        ("lunch", "LUNCH"),
+        ("möte", "MEETING"),
+        ("kurs", "COURSE"),
+        ("semester", "VACATION"),
+    ]
+    .iter()
+    .map(|(w, r)| Trigger {
+        word: (*w).into(),
+        reason: (*r).into(),
+    })
+    .collect();
     let mut mailboxes: BTreeMap<&str, Mailbox> = BTreeMap::new();
     for user in ["eva@flexi.se", "kim@flexi.se", "ola@flexi.se"] {
         mailboxes.insert(user, Mailbox::default());
@@ -139,16 +196,24 @@ pub fn run(core: &mut CoreInstance) -> Result<String, CoreError> {
             let items: Vec<CalendarItem> = mailbox.calendar.values().cloned().collect();
             let decision = core.decide(&items, &policy, &triggers, ZONE, now)?;
             mailbox.next_change = decision.next_change;
-            let desired = decision.diversion.as_ref().map(|d| PhoneDiversion { reason: d.reason.clone(), until: d.until });
+            let desired = decision.diversion.as_ref().map(|d| PhoneDiversion {
+                reason: d.reason.clone(),
+                until: d.until,
+            });
             let observed = match &mailbox.phone {
                 Some(p) => Observation::Present(p.clone()),
                 None => Observation::None,
             };
-            let action = core.reconcile(desired.as_ref(), mailbox.last_applied.as_ref(), &observed)?;
+            let action =
+                core.reconcile(desired.as_ref(), mailbox.last_applied.as_ref(), &observed)?;
             step += 1;
             let line = match action {
                 ReconcileAction::Set(d) => {
-                    let text = format!("SET    {:<8} until {}", d.reason, until(core, now, d.until)?);
+                    let text = format!(
+                        "SET    {:<8} until {}",
+                        d.reason,
+                        until(core, now, d.until)?
+                    );
                     mailbox.phone = Some(d.clone());
                     mailbox.last_applied = Some(d);
                     Some(text)
@@ -175,7 +240,12 @@ pub fn run(core: &mut CoreInstance) -> Result<String, CoreError> {
         }
         // Timeout: the earliest next_change or the next event, whichever is first.
         let next_event = events.peek().map(|(at, _)| *at);
-        let next = mailboxes.values().filter_map(|m| m.next_change).chain(next_event).filter(|&t| t > now).min();
+        let next = mailboxes
+            .values()
+            .filter_map(|m| m.next_change)
+            .chain(next_event)
+            .filter(|&t| t > now)
+            .min();
         match next {
             Some(next) => now = next,
             None => break,
@@ -202,7 +272,15 @@ fn clock(core: &mut CoreInstance, at: i64) -> Result<String, CoreError> {
 fn apply(mailboxes: &mut BTreeMap<&str, Mailbox>, event: Event) -> String {
     match event {
         Event::Put(user, item) => {
-            let note = format!("       {user:<14} calendar: {} {}", if item.is_meeting { "invited to" } else { "books" }, item.id);
+            let note = format!(
+                "       {user:<14} calendar: {} {}",
+                if item.is_meeting {
+                    "invited to"
+                } else {
+                    "books"
+                },
+                item.id
+            );
             if let Some(m) = mailboxes.get_mut(user) {
                 m.calendar.insert(item.id.clone(), item);
             }
@@ -239,7 +317,10 @@ fn apply(mailboxes: &mut BTreeMap<&str, Mailbox>, event: Event) -> String {
         }
         Event::ManualDivert(user, reason, until) => {
             if let Some(m) = mailboxes.get_mut(user) {
-                m.phone = Some(PhoneDiversion { reason: reason.into(), until });
+                m.phone = Some(PhoneDiversion {
+                    reason: reason.into(),
+                    until,
+                });
             }
             format!("       {user:<14} phone: diverted by hand ({reason}); the connector holds off")
         }

@@ -8,7 +8,11 @@ use calvert::DecisionCore;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "calvert", version, about = "Calendar-driven phone diversions and two-way calendar sync")]
+#[command(
+    name = "calvert",
+    version,
+    about = "Calendar-driven phone diversions and two-way calendar sync"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -74,7 +78,14 @@ fn run(command: Command) -> Result<ExitCode, String> {
         }
         Command::Inspect => {
             let imports = core.imports();
-            println!("imports: {}", if imports.is_empty() { "none".to_string() } else { imports.join(", ") });
+            println!(
+                "imports: {}",
+                if imports.is_empty() {
+                    "none".to_string()
+                } else {
+                    imports.join(", ")
+                }
+            );
             println!("exports: {}", core.exports().join(", "));
             Ok(ExitCode::SUCCESS)
         }

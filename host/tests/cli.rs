@@ -13,7 +13,12 @@ fn calvert(args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .expect("calvert starts");
     if let Some(text) = stdin {
-        child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("stdin accepts the request");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("stdin accepts the request");
     }
     drop(child.stdin.take());
     child.wait_with_output().expect("calvert finishes")
@@ -23,11 +28,17 @@ fn eval(request: &str) -> (i32, serde_json::Value, String) {
     let out = calvert(&["eval"], Some(request));
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let answer = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
-    (out.status.code().unwrap_or(-1), answer, String::from_utf8_lossy(&out.stderr).to_string())
+    (
+        out.status.code().unwrap_or(-1),
+        answer,
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 fn repo(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path)
 }
 
 const SPEC_DECIDE: &str = r#"{
@@ -56,7 +67,10 @@ fn spec_decide_example() {
     // At 09:30 the lunch is still ahead: nothing diverts and the host wakes at 11:00.
     let (code, answer, _) = eval(SPEC_DECIDE);
     assert_eq!(code, 0);
-    assert_eq!(answer, serde_json::json!({"diversion": null, "next_change": "2026-11-25T11:00:00Z", "skipped": []}));
+    assert_eq!(
+        answer,
+        serde_json::json!({"diversion": null, "next_change": "2026-11-25T11:00:00Z", "skipped": []})
+    );
     // During the lunch, the answer the spec shows.
     let (code, answer, _) = eval(&SPEC_DECIDE.replace("09:30:00Z", "11:30:00Z"));
     assert_eq!(code, 0);
@@ -76,14 +90,27 @@ fn spec_route_resolve_trigger_and_fingerprint_examples() {
                       {"server": "mail2", "pattern": "flexi.se", "priority": 1}]}"#,
     );
     assert_eq!((code, answer), (0, serde_json::json!({"server": "mail1"})));
-    let (code, answer, _) = eval(r#"{"op": "route", "address": "kim@example.com", "rules": [{"server": "mail1", "pattern": "flexi.se", "priority": 1}]}"#);
-    assert_eq!((code, answer), (0, serde_json::json!({"server": null, "error": "no_route"})));
+    let (code, answer, _) = eval(
+        r#"{"op": "route", "address": "kim@example.com", "rules": [{"server": "mail1", "pattern": "flexi.se", "priority": 1}]}"#,
+    );
+    assert_eq!(
+        (code, answer),
+        (0, serde_json::json!({"server": null, "error": "no_route"}))
+    );
     let (code, answer, _) = eval(
         r#"{"op": "resolve_trigger", "subject": "Möte sedan lunch",
             "triggers": [{"word": "lunch", "reason": "LUNCH"}, {"word": "möte", "reason": "MEETING"}]}"#,
     );
-    assert_eq!((code, answer), (0, serde_json::json!({"reason": "MEETING", "word": "möte", "at": 0})));
-    let (code, answer, _) = eval(r#"{"op": "resolve_trigger", "subject": "Tandläkare", "triggers": [{"word": "lunch", "reason": "LUNCH"}]}"#);
+    assert_eq!(
+        (code, answer),
+        (
+            0,
+            serde_json::json!({"reason": "MEETING", "word": "möte", "at": 0})
+        )
+    );
+    let (code, answer, _) = eval(
+        r#"{"op": "resolve_trigger", "subject": "Tandläkare", "triggers": [{"word": "lunch", "reason": "LUNCH"}]}"#,
+    );
     assert_eq!((code, answer), (0, serde_json::json!({"reason": null})));
     let item = r#"{"id": "AAMk1", "subject": "Kundmöte", "location": "Rum 4",
       "body": "", "start": "2026-11-26T09:00:00Z", "end": "2026-11-26T10:00:00Z",
@@ -92,18 +119,42 @@ fn spec_route_resolve_trigger_and_fingerprint_examples() {
       "created": "2026-11-20T08:00:00Z", "modified": "2026-11-20T08:00:00Z"}"#;
     let (code, a, _) = eval(&format!(r#"{{"op": "fingerprint", "item": {item}}}"#));
     assert_eq!(code, 0);
-    let fp = a["fingerprint"].as_str().expect("a fingerprint string").to_string();
+    let fp = a["fingerprint"]
+        .as_str()
+        .expect("a fingerprint string")
+        .to_string();
     // Not id, created or modified; any basic field changes it.
-    let same = item.replace("AAMk1", "B17").replace("2026-11-20T08:00:00Z", "2026-11-21T08:00:00Z");
-    assert_eq!(eval(&format!(r#"{{"op": "fingerprint", "item": {same}}}"#)).1["fingerprint"], fp.as_str());
+    let same = item
+        .replace("AAMk1", "B17")
+        .replace("2026-11-20T08:00:00Z", "2026-11-21T08:00:00Z");
+    assert_eq!(
+        eval(&format!(r#"{{"op": "fingerprint", "item": {same}}}"#)).1["fingerprint"],
+        fp.as_str()
+    );
     let moved = item.replace("10:00:00Z", "10:30:00Z");
-    assert_ne!(eval(&format!(r#"{{"op": "fingerprint", "item": {moved}}}"#)).1["fingerprint"], fp.as_str());
+    assert_ne!(
+        eval(&format!(r#"{{"op": "fingerprint", "item": {moved}}}"#)).1["fingerprint"],
+        fp.as_str()
+    );
 }
 
 #[test]
 fn spec_plan_sync_example_shape() {
-    let out = calvert(&["eval", repo("examples/plan_sync.json").to_str().expect("utf-8 path")], None);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = calvert(
+        &[
+            "eval",
+            repo("examples/plan_sync.json")
+                .to_str()
+                .expect("utf-8 path"),
+        ],
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(
         answer,
@@ -129,7 +180,9 @@ fn every_complete_json_request_in_the_spec_answers() {
     let mut ran = 0;
     for block in text.split("```json").skip(1) {
         let body = block.split("```").next().unwrap_or("");
-        let Ok(value) = serde_json::from_str::<serde_json::Value>(body) else { continue };
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(body) else {
+            continue;
+        };
         if value.get("op").is_none() {
             continue;
         }
@@ -151,16 +204,28 @@ fn bad_input_is_exit_2_with_a_sentence() {
                                                               {"server": "mail2", "pattern": "FLEXI.se", "priority": 1}]}"#,
     );
     assert_eq!(code, 2);
-    assert!(stderr.contains("rule 1") && stderr.contains("rule 2"), "{stderr}");
-    let (code, _, stderr) = eval(r#"{"op": "resolve_trigger", "subject": "x", "triggers": [{"word": "Möte", "reason": "A"}, {"word": "MÖTE", "reason": "B"}]}"#);
+    assert!(
+        stderr.contains("rule 1") && stderr.contains("rule 2"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = eval(
+        r#"{"op": "resolve_trigger", "subject": "x", "triggers": [{"word": "Möte", "reason": "A"}, {"word": "MÖTE", "reason": "B"}]}"#,
+    );
     assert_eq!(code, 2);
-    assert!(stderr.contains("\"Möte\"") && stderr.contains("\"MÖTE\""), "{stderr}");
+    assert!(
+        stderr.contains("\"Möte\"") && stderr.contains("\"MÖTE\""),
+        "{stderr}"
+    );
     let (code, _, stderr) = eval("{ not json");
     assert_eq!(code, 2);
     assert!(stderr.contains("not valid JSON"), "{stderr}");
-    let (code, _, stderr) = eval(r#"{"op": "decide", "now": "2026-11-25T09:30:00Z", "zone": "Atlantis"}"#);
+    let (code, _, stderr) =
+        eval(r#"{"op": "decide", "now": "2026-11-25T09:30:00Z", "zone": "Atlantis"}"#);
     assert_eq!(code, 2);
-    assert!(stderr.contains("unknown time zone \"Atlantis\""), "{stderr}");
+    assert!(
+        stderr.contains("unknown time zone \"Atlantis\""),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -186,7 +251,9 @@ fn file_and_stdin_and_dash() {
     assert_eq!(from_file.stdout, from_dash.stdout);
     let missing = calvert(&["eval", "/nonexistent/request.json"], None);
     assert_eq!(missing.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read /nonexistent/request.json"));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("cannot read /nonexistent/request.json")
+    );
 }
 
 #[test]
@@ -201,7 +268,10 @@ fn demo_plays_the_day() {
         "11:30  #40  eva@flexi.se   SET    LUNCH    until 2026-11-26 00:00",
         "15:00  #54  ola@flexi.se   SET    VACATION until 2026-11-27 00:00",
     ] {
-        assert!(timeline.contains(expected), "missing {expected:?} in\n{timeline}");
+        assert!(
+            timeline.contains(expected),
+            "missing {expected:?} in\n{timeline}"
+        );
     }
     // The declined meeting and the manual diversion leave the phone alone.
     assert!(!timeline.contains("13:00  #"), "{timeline}");

@@ -23,26 +23,65 @@ fn decide(c: &mut Criterion) {
         let wit_policy = policy.convert();
         let wit_triggers = triggers.convert();
         group.bench_with_input(BenchmarkId::new("native", n), &n, |b, _| {
-            b.iter(|| native::decide::decide_with_config(black_box(&items), &policy, &triggers, "Europe/Stockholm", now))
+            b.iter(|| {
+                native::decide::decide_with_config(
+                    black_box(&items),
+                    &policy,
+                    &triggers,
+                    "Europe/Stockholm",
+                    now,
+                )
+            })
         });
         group.bench_with_input(BenchmarkId::new("native-prevalidated", n), &n, |b, _| {
             b.iter(|| native::decide(black_box(&items), &policy, &trigger_set, &zone, now))
         });
         let mut instance = core().instance();
         group.bench_with_input(BenchmarkId::new("component-reused", n), &n, |b, _| {
-            b.iter(|| instance.decide(black_box(&wit_items), &wit_policy, &wit_triggers, "Europe/Stockholm", now).unwrap())
+            b.iter(|| {
+                instance
+                    .decide(
+                        black_box(&wit_items),
+                        &wit_policy,
+                        &wit_triggers,
+                        "Europe/Stockholm",
+                        now,
+                    )
+                    .unwrap()
+            })
         });
         group.bench_with_input(BenchmarkId::new("component-fresh", n), &n, |b, _| {
             b.iter(|| {
-                core().instance().decide(black_box(&wit_items), &wit_policy, &wit_triggers, "Europe/Stockholm", now).unwrap()
+                core()
+                    .instance()
+                    .decide(
+                        black_box(&wit_items),
+                        &wit_policy,
+                        &wit_triggers,
+                        "Europe/Stockholm",
+                        now,
+                    )
+                    .unwrap()
             })
         });
         // Where the time goes: the same items through `fingerprint`-free `validate-config`
         // costs no lowering; `decide` with nothing eligible costs lowering + grouping.
-        let none = native::DecidePolicy { divert_on: vec![], ..native::DecidePolicy::default() }.convert();
-        group.bench_with_input(BenchmarkId::new("component-lowering-only", n), &n, |b, _| {
-            b.iter(|| instance.decide(black_box(&wit_items), &none, &[], "UTC", now).unwrap())
-        });
+        let none = native::DecidePolicy {
+            divert_on: vec![],
+            ..native::DecidePolicy::default()
+        }
+        .convert();
+        group.bench_with_input(
+            BenchmarkId::new("component-lowering-only", n),
+            &n,
+            |b, _| {
+                b.iter(|| {
+                    instance
+                        .decide(black_box(&wit_items), &none, &[], "UTC", now)
+                        .unwrap()
+                })
+            },
+        );
     }
     group.finish();
 }

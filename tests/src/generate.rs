@@ -19,33 +19,67 @@ fn instant() -> impl Strategy<Value = i64> {
 
 pub fn free_busy() -> impl Strategy<Value = FreeBusy> {
     prop::sample::select(vec![
-        FreeBusy::Free, FreeBusy::Tentative, FreeBusy::Busy, FreeBusy::Busy, FreeBusy::Busy, FreeBusy::Busy, FreeBusy::Oof,
-        FreeBusy::WorkingElsewhere, FreeBusy::NoData,
+        FreeBusy::Free,
+        FreeBusy::Tentative,
+        FreeBusy::Busy,
+        FreeBusy::Busy,
+        FreeBusy::Busy,
+        FreeBusy::Busy,
+        FreeBusy::Oof,
+        FreeBusy::WorkingElsewhere,
+        FreeBusy::NoData,
     ])
 }
 
 pub fn response() -> impl Strategy<Value = Response> {
     prop::sample::select(vec![
-        Response::Unknown, Response::Organizer, Response::Organizer, Response::Organizer, Response::Tentative, Response::Accept, Response::Accept,
-        Response::Decline, Response::NoResponse,
+        Response::Unknown,
+        Response::Organizer,
+        Response::Organizer,
+        Response::Organizer,
+        Response::Tentative,
+        Response::Accept,
+        Response::Accept,
+        Response::Decline,
+        Response::NoResponse,
     ])
 }
 
 pub fn kind() -> impl Strategy<Value = ItemKind> {
     prop::sample::select(vec![
-        ItemKind::Single, ItemKind::Single, ItemKind::Single, ItemKind::Occurrence, ItemKind::Exception,
+        ItemKind::Single,
+        ItemKind::Single,
+        ItemKind::Single,
+        ItemKind::Occurrence,
+        ItemKind::Exception,
         ItemKind::RecurringMaster,
     ])
 }
 
 pub fn sensitivity() -> impl Strategy<Value = Sensitivity> {
-    prop::sample::select(vec![Sensitivity::Normal, Sensitivity::Personal, Sensitivity::Private, Sensitivity::Confidential])
+    prop::sample::select(vec![
+        Sensitivity::Normal,
+        Sensitivity::Personal,
+        Sensitivity::Private,
+        Sensitivity::Confidential,
+    ])
 }
 
 pub fn subject() -> impl Strategy<Value = String> {
     prop::sample::select(vec![
-        "", "Lunch", "Lunch med Eva", "Möte sedan lunch", "MÖTE", "Lunchmöte", "Lunch-möte", "Kund  möte",
-        "Tandläkare", "semester", "Kurs: säker telefoni", "ß STRASSE", "mo\u{308}te",
+        "",
+        "Lunch",
+        "Lunch med Eva",
+        "Möte sedan lunch",
+        "MÖTE",
+        "Lunchmöte",
+        "Lunch-möte",
+        "Kund  möte",
+        "Tandläkare",
+        "semester",
+        "Kurs: säker telefoni",
+        "ß STRASSE",
+        "mo\u{308}te",
     ])
     .prop_map(str::to_string)
 }
@@ -96,8 +130,19 @@ pub fn items() -> impl Strategy<Value = Vec<CalendarItem>> {
 }
 
 pub fn triggers() -> impl Strategy<Value = Vec<Trigger>> {
-    let valid = vec![("lunch", "LUNCH"), ("möte", "MEETING"), ("kund möte", "CUSTOMER"), ("semester", "VACATION"), ("strasse", "STREET")];
-    let with_duplicate = vec![("lunch", "LUNCH"), ("möte", "MEETING"), ("LUNCH", "DUP"), ("  ", "EMPTY")];
+    let valid = vec![
+        ("lunch", "LUNCH"),
+        ("möte", "MEETING"),
+        ("kund möte", "CUSTOMER"),
+        ("semester", "VACATION"),
+        ("strasse", "STREET"),
+    ];
+    let with_duplicate = vec![
+        ("lunch", "LUNCH"),
+        ("möte", "MEETING"),
+        ("LUNCH", "DUP"),
+        ("  ", "EMPTY"),
+    ];
     prop_oneof![4 => prop::sample::subsequence(valid, 0..5), 1 => prop::sample::subsequence(with_duplicate, 0..4)]
         .prop_map(|v| v.into_iter().map(|(w, r)| Trigger { word: w.into(), reason: r.into() }).collect())
 }
@@ -108,22 +153,39 @@ pub fn policy() -> impl Strategy<Value = DecidePolicy> {
 
 pub fn any_policy() -> impl Strategy<Value = DecidePolicy> {
     (
-        prop::sample::subsequence(vec![FreeBusy::Busy, FreeBusy::Oof, FreeBusy::Tentative, FreeBusy::WorkingElsewhere], 0..4),
+        prop::sample::subsequence(
+            vec![
+                FreeBusy::Busy,
+                FreeBusy::Oof,
+                FreeBusy::Tentative,
+                FreeBusy::WorkingElsewhere,
+            ],
+            0..4,
+        ),
         any::<bool>(),
         prop::option::of(Just("AWAY".to_string())),
         prop::sample::select(vec![ReturnTime::BlockEnd, ReturnTime::ItemEnd]),
     )
-        .prop_map(|(divert_on, count_tentative_response, oof_reason, return_time)| DecidePolicy {
-            divert_on,
-            count_tentative_response,
-            default_reason: "back".into(),
-            oof_reason,
-            return_time,
-        })
+        .prop_map(
+            |(divert_on, count_tentative_response, oof_reason, return_time)| DecidePolicy {
+                divert_on,
+                count_tentative_response,
+                default_reason: "back".into(),
+                oof_reason,
+                return_time,
+            },
+        )
 }
 
 pub fn zone() -> impl Strategy<Value = &'static str> {
-    prop::sample::select(vec!["Europe/Stockholm", "Europe/Stockholm", "UTC", "W. Europe Standard Time", "America/Santiago", "Atlantis"])
+    prop::sample::select(vec![
+        "Europe/Stockholm",
+        "Europe/Stockholm",
+        "UTC",
+        "W. Europe Standard Time",
+        "America/Santiago",
+        "Atlantis",
+    ])
 }
 
 pub fn now() -> impl Strategy<Value = i64> {
@@ -132,24 +194,53 @@ pub fn now() -> impl Strategy<Value = i64> {
 
 pub fn rules() -> impl Strategy<Value = Vec<Rule>> {
     let pattern = prop::sample::select(vec![
-        "*", "se", "flexi.se", "support.flexi.se", "@flexi.se", "kim@support.flexi.se", "*.bad", "example.com",
+        "*",
+        "se",
+        "flexi.se",
+        "support.flexi.se",
+        "@flexi.se",
+        "kim@support.flexi.se",
+        "*.bad",
+        "example.com",
     ]);
     prop::collection::vec((0u8..3, pattern, 0i32..3), 0..6).prop_map(|v| {
-        v.into_iter().map(|(s, p, priority)| Rule { server: format!("mail{s}"), pattern: p.into(), priority }).collect()
+        v.into_iter()
+            .map(|(s, p, priority)| Rule {
+                server: format!("mail{s}"),
+                pattern: p.into(),
+                priority,
+            })
+            .collect()
     })
 }
 
 pub fn address() -> impl Strategy<Value = &'static str> {
-    prop::sample::select(vec!["Kim@Support.Flexi.se", "eva@flexi.se", "x@notsupport.flexi.se", "y@example.com", "broken"])
+    prop::sample::select(vec![
+        "Kim@Support.Flexi.se",
+        "eva@flexi.se",
+        "x@notsupport.flexi.se",
+        "y@example.com",
+        "broken",
+    ])
 }
 
 /// Exchange items, business items and a mapping that refers to some of them, with
 /// recorded fingerprints that are sometimes current and sometimes stale.
-pub fn sync_input() -> impl Strategy<Value = (Vec<CalendarItem>, Vec<CalendarItem>, Vec<MappingEntry>)> {
+pub fn sync_input()
+-> impl Strategy<Value = (Vec<CalendarItem>, Vec<CalendarItem>, Vec<MappingEntry>)> {
     (
         prop::collection::vec(item(IDS), 0..8),
         prop::collection::vec(item(BUSINESS_IDS), 0..6),
-        prop::collection::vec((0usize..8, 0usize..5, any::<bool>(), any::<bool>(), instant()), 0..5),
+        prop::collection::vec(
+            (
+                0usize..8,
+                0usize..5,
+                any::<bool>(),
+                any::<bool>(),
+                instant(),
+            ),
+            0..5,
+        ),
     )
         .prop_map(|(mut exchange, mut business, links)| {
             exchange.sort_by(|a, b| a.id.cmp(&b.id));
@@ -159,7 +250,10 @@ pub fn sync_input() -> impl Strategy<Value = (Vec<CalendarItem>, Vec<CalendarIte
             let mut mapping: Vec<MappingEntry> = Vec::new();
             for (e, b, e_current, b_current, end) in links {
                 let (exchange_id, business_id) = (IDS[e].to_string(), BUSINESS_IDS[b].to_string());
-                if mapping.iter().any(|m| m.exchange_id == exchange_id || m.business_id == business_id) {
+                if mapping
+                    .iter()
+                    .any(|m| m.exchange_id == exchange_id || m.business_id == business_id)
+                {
                     continue;
                 }
                 let fp = |items: &[CalendarItem], id: &str, current: bool| {
@@ -183,12 +277,14 @@ pub fn sync_input() -> impl Strategy<Value = (Vec<CalendarItem>, Vec<CalendarIte
 }
 
 pub fn sync_policy() -> impl Strategy<Value = SyncPolicy> {
-    (0u32..10, any::<bool>(), prop::bool::weighted(0.1)).prop_map(|(lookback_days, sync_private, mailbox_is_resource)| SyncPolicy {
-        lookback_days,
-        sync_private,
-        mailbox_is_resource,
-        integrated_users: vec!["kim@flexi.se".into()],
-    })
+    (0u32..10, any::<bool>(), prop::bool::weighted(0.1)).prop_map(
+        |(lookback_days, sync_private, mailbox_is_resource)| SyncPolicy {
+            lookback_days,
+            sync_private,
+            mailbox_is_resource,
+            integrated_users: vec!["kim@flexi.se".into()],
+        },
+    )
 }
 
 /// An item as `calvert eval` JSON.
@@ -231,7 +327,8 @@ pub fn eval_request() -> impl Strategy<Value = String> {
                "triggers": triggers.iter().map(|t| json!({"word": t.word, "reason": t.reason})).collect::<Vec<_>>()})
         .to_string()
     });
-    let fingerprint = item(IDS).prop_map(|i| json!({"op": "fingerprint", "item": item_json(&i)}).to_string());
+    let fingerprint =
+        item(IDS).prop_map(|i| json!({"op": "fingerprint", "item": item_json(&i)}).to_string());
     let plan = (sync_input(), sync_policy(), now()).prop_map(|((exchange, business, mapping), policy, now)| {
         json!({
             "op": "plan_sync", "now": format_instant(now),
@@ -265,16 +362,33 @@ pub fn week_of_items(n: usize) -> Vec<CalendarItem> {
         state ^= state << 17;
         state
     };
-    let subjects = ["Möte med kund", "Lunch", "Planering", "Kurs", "Tandläkare", "1:1", "Styrelsemöte"];
+    let subjects = [
+        "Möte med kund",
+        "Lunch",
+        "Planering",
+        "Kurs",
+        "Tandläkare",
+        "1:1",
+        "Styrelsemöte",
+    ];
     (0..n)
         .map(|i| {
             let start = BASE - 3 * 86_400 + (next() % (7 * 96)) as i64 * 900;
             let minutes = [30, 45, 60, 90, 120, 480][(next() % 6) as usize];
-            let mut item = CalendarItem::appointment(format!("AAMkAD{i:06}"), start, start + minutes * 60);
+            let mut item =
+                CalendarItem::appointment(format!("AAMkAD{i:06}"), start, start + minutes * 60);
             item.subject = subjects[(next() % subjects.len() as u64) as usize].to_string();
             item.is_meeting = next() % 2 == 0;
-            item.response = if item.is_meeting { Response::Accept } else { Response::Organizer };
-            item.free_busy = if next() % 10 == 0 { FreeBusy::Free } else { FreeBusy::Busy };
+            item.response = if item.is_meeting {
+                Response::Accept
+            } else {
+                Response::Organizer
+            };
+            item.free_busy = if next() % 10 == 0 {
+                FreeBusy::Free
+            } else {
+                FreeBusy::Busy
+            };
             item.change_key = format!("CQAAABYAAAA{i:08}");
             item.location = "Rum 4".into();
             item
@@ -283,8 +397,17 @@ pub fn week_of_items(n: usize) -> Vec<CalendarItem> {
 }
 
 pub fn bench_triggers() -> Vec<Trigger> {
-    [("lunch", "LUNCH"), ("möte", "MEETING"), ("kurs", "COURSE"), ("semester", "VACATION"), ("tandläkare", "DOCTOR")]
-        .iter()
-        .map(|(w, r)| Trigger { word: (*w).into(), reason: (*r).into() })
-        .collect()
+    [
+        ("lunch", "LUNCH"),
+        ("möte", "MEETING"),
+        ("kurs", "COURSE"),
+        ("semester", "VACATION"),
+        ("tandläkare", "DOCTOR"),
+    ]
+    .iter()
+    .map(|(w, r)| Trigger {
+        word: (*w).into(),
+        reason: (*r).into(),
+    })
+    .collect()
 }

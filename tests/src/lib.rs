@@ -50,19 +50,69 @@ impl<A: Convert<B>, B> Convert<Option<B>> for Option<A> {
     }
 }
 
-same_enum!(FreeBusy { Free, Tentative, Busy, Oof, WorkingElsewhere, NoData });
-same_enum!(Response { Unknown, Organizer, Tentative, Accept, Decline, NoResponse });
-same_enum!(ItemKind { Single, Occurrence, Exception, RecurringMaster });
-same_enum!(Sensitivity { Normal, Personal, Private, Confidential });
-same_enum!(AttendeeRole { Required, Optional, Resource, Contact });
+same_enum!(FreeBusy {
+    Free,
+    Tentative,
+    Busy,
+    Oof,
+    WorkingElsewhere,
+    NoData
+});
+same_enum!(Response {
+    Unknown,
+    Organizer,
+    Tentative,
+    Accept,
+    Decline,
+    NoResponse
+});
+same_enum!(ItemKind {
+    Single,
+    Occurrence,
+    Exception,
+    RecurringMaster
+});
+same_enum!(Sensitivity {
+    Normal,
+    Personal,
+    Private,
+    Confidential
+});
+same_enum!(AttendeeRole {
+    Required,
+    Optional,
+    Resource,
+    Contact
+});
 same_enum!(ReturnTime { BlockEnd, ItemEnd });
-same_enum!(SkipReason { RecurringMaster, Cancelled, EmptyInterval, DuplicateId });
+same_enum!(SkipReason {
+    RecurringMaster,
+    Cancelled,
+    EmptyInterval,
+    DuplicateId
+});
 same_enum!(Side { Business, Exchange });
-same_enum!(ActionKind { Create, Delete, Update });
-same_enum!(SyncSkipReason { Recurring, Private, OutsideWindow, Resource });
+same_enum!(ActionKind {
+    Create,
+    Delete,
+    Update
+});
+same_enum!(SyncSkipReason {
+    Recurring,
+    Private,
+    OutsideWindow,
+    Resource
+});
 same_enum!(ProblemKind {
-    EmptyTrigger, DuplicateTrigger, InvalidPattern, RuleTie, UnknownZone, InvalidAddress, DuplicateId,
-    InvalidPolicy, InvalidTime
+    EmptyTrigger,
+    DuplicateTrigger,
+    InvalidPattern,
+    RuleTie,
+    UnknownZone,
+    InvalidAddress,
+    DuplicateId,
+    InvalidPolicy,
+    InvalidTime
 });
 
 /// Records with the same fields on both sides, converted field by field.

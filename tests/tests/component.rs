@@ -20,7 +20,10 @@ fn the_component_imports_nothing() {
     // No WASI, no host functions: the core cannot read a clock, randomness, the
     // environment or files, because nothing of the kind is linked into it.
     assert_eq!(core().imports(), Vec::<String>::new());
-    assert_eq!(core().exports(), vec!["calvert:core/engine@0.1.0".to_string()]);
+    assert_eq!(
+        core().exports(),
+        vec!["calvert:core/engine@0.1.0".to_string()]
+    );
 }
 
 #[test]
@@ -42,23 +45,43 @@ fn neither_the_component_nor_the_core_module_imports_anything() {
                 }
                 depth -= 1;
             }
-            wasmparser::Payload::ModuleSection { unchecked_range, .. } => {
-                modules.push(((unchecked_range.end - unchecked_range.start) as u64, Vec::new()));
+            wasmparser::Payload::ModuleSection {
+                unchecked_range, ..
+            } => {
+                modules.push((
+                    (unchecked_range.end - unchecked_range.start) as u64,
+                    Vec::new(),
+                ));
                 in_module = Some(depth + 1);
             }
             wasmparser::Payload::ImportSection(imports) if in_module.is_some() => {
-                let names = imports.into_iter().map(|i| format!("{:?}", i.expect("readable")));
+                let names = imports
+                    .into_iter()
+                    .map(|i| format!("{:?}", i.expect("readable")));
                 modules.last_mut().expect("inside a module").1.extend(names);
             }
             wasmparser::Payload::ComponentImportSection(imports) if depth == 1 => {
-                outer_imports.extend(imports.into_iter().map(|i| format!("{:?}", i.expect("readable"))));
+                outer_imports.extend(
+                    imports
+                        .into_iter()
+                        .map(|i| format!("{:?}", i.expect("readable"))),
+                );
             }
             _ => {}
         }
     }
-    assert!(outer_imports.is_empty(), "the component imports {outer_imports:?}");
-    let (size, imports) = modules.iter().max_by_key(|(size, _)| *size).expect("the component carries the core module");
-    assert!(*size > 100_000, "the largest module is the core ({size} bytes)");
+    assert!(
+        outer_imports.is_empty(),
+        "the component imports {outer_imports:?}"
+    );
+    let (size, imports) = modules
+        .iter()
+        .max_by_key(|(size, _)| *size)
+        .expect("the component carries the core module");
+    assert!(
+        *size > 100_000,
+        "the largest module is the core ({size} bytes)"
+    );
     assert!(imports.is_empty(), "the core module imports {imports:?}");
 }
 
@@ -68,11 +91,18 @@ fn running_out_of_fuel_is_a_typed_error_and_the_next_call_works() {
     let triggers: Vec<Trigger> = vec![];
     let starved = core().clone().with_fuel_per_call(10_000);
     let mut instance = starved.instance();
-    let err = instance.decide(&items, &policy(), &triggers, "UTC", BASE).unwrap_err();
-    assert!(matches!(err, CoreError::OutOfFuel { function: "decide" }), "{err:?}");
+    let err = instance
+        .decide(&items, &policy(), &triggers, "UTC", BASE)
+        .unwrap_err();
+    assert!(
+        matches!(err, CoreError::OutOfFuel { function: "decide" }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("budget"), "{err}");
     // The same instance handle recovers with a fresh instance; a small call fits.
-    let d = instance.decide(&[], &policy(), &triggers, "UTC", BASE).unwrap();
+    let d = instance
+        .decide(&[], &policy(), &triggers, "UTC", BASE)
+        .unwrap();
     assert_eq!(d.diversion, None);
 }
 
@@ -82,17 +112,38 @@ fn a_guest_trap_is_a_typed_error_and_the_next_call_works() {
     // guest's allocator fails and traps.
     let capped = core().clone().with_memory_limit(32 << 20);
     let mut instance = capped.instance();
-    let mut item: calvert_core::CalendarItem = calvert_core::CalendarItem::appointment("x", BASE, BASE + 3600);
+    let mut item: calvert_core::CalendarItem =
+        calvert_core::CalendarItem::appointment("x", BASE, BASE + 3600);
     item.subject = "x".repeat(64 << 20);
-    let err = instance.decide(&[item.convert()], &policy(), &[], "UTC", BASE).unwrap_err();
-    assert!(matches!(err, CoreError::Trap { function: "decide", .. }), "{err:?}");
-    let ok = instance.route("kim@flexi.se", &[wit::Rule { server: "mail1".into(), pattern: "*".into(), priority: 1 }]);
+    let err = instance
+        .decide(&[item.convert()], &policy(), &[], "UTC", BASE)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CoreError::Trap {
+                function: "decide",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let ok = instance.route(
+        "kim@flexi.se",
+        &[wit::Rule {
+            server: "mail1".into(),
+            pattern: "*".into(),
+            priority: 1,
+        }],
+    );
     assert_eq!(ok.unwrap().as_deref(), Some("mail1"));
 }
 
 #[test]
 fn a_component_that_is_not_the_core_is_a_clear_load_error() {
-    let err = DecisionCore::from_component(b"\0asm\x0d\0\x01\0garbage").err().expect("garbage does not load");
+    let err = DecisionCore::from_component(b"\0asm\x0d\0\x01\0garbage")
+        .err()
+        .expect("garbage does not load");
     assert!(matches!(err, CoreError::Load(_)));
     assert!(err.to_string().contains("rebuild"), "{err}");
 }
@@ -101,8 +152,16 @@ fn a_component_that_is_not_the_core_is_a_clear_load_error() {
 fn rejected_input_is_a_list_of_problems_not_a_trap() {
     let mut instance = core().instance();
     let rules = vec![
-        wit::Rule { server: "mail1".into(), pattern: "flexi.se".into(), priority: 1 },
-        wit::Rule { server: "mail2".into(), pattern: "Flexi.se".into(), priority: 1 },
+        wit::Rule {
+            server: "mail1".into(),
+            pattern: "flexi.se".into(),
+            priority: 1,
+        },
+        wit::Rule {
+            server: "mail2".into(),
+            pattern: "Flexi.se".into(),
+            priority: 1,
+        },
     ];
     match instance.route("kim@flexi.se", &rules) {
         Err(CoreError::Rejected(problems)) => {
@@ -113,7 +172,16 @@ fn rejected_input_is_a_list_of_problems_not_a_trap() {
     }
     let problems = instance
         .validate_config(
-            &[Trigger { word: "Lunch".into(), reason: "A".into() }, Trigger { word: "LUNCH".into(), reason: "B".into() }],
+            &[
+                Trigger {
+                    word: "Lunch".into(),
+                    reason: "A".into(),
+                },
+                Trigger {
+                    word: "LUNCH".into(),
+                    reason: "B".into(),
+                },
+            ],
             &rules,
         )
         .unwrap();

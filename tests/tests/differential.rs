@@ -12,8 +12,15 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
 fn cases(default: u32) -> Config {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(default);
-    Config { cases, failure_persistence: None, ..Config::default() }
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(default);
+    Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    }
 }
 
 #[test]
@@ -26,7 +33,12 @@ fn eval_answers_are_byte_identical() {
         .run(&generate::eval_request(), |request| {
             let here = native::eval::run(&request);
             let kind = match &here {
-                Err(e) => { if std::env::var("SHOW_REJECTED").is_ok() { eprintln!("REJ {}", &e[..e.len().min(90)]); } "rejected" }
+                Err(e) => {
+                    if std::env::var("SHOW_REJECTED").is_ok() {
+                        eprintln!("REJ {}", &e[..e.len().min(90)]);
+                    }
+                    "rejected"
+                }
                 Ok(a) if a.answer.contains("\"diversion\": {") => "diverted",
                 Ok(a) if a.answer.contains("\"diversion\": null") => "not diverted",
                 Ok(a) if a.answer.contains("\"action\"") => "sync actions",
@@ -36,7 +48,11 @@ fn eval_answers_are_byte_identical() {
                 Ok(_) => "other",
             };
             *seen.borrow_mut().entry(kind).or_default() += 1;
-            let there = core.borrow_mut().eval(&request).expect("the component does not trap").map(|a| a.convert());
+            let there = core
+                .borrow_mut()
+                .eval(&request)
+                .expect("the component does not trap")
+                .map(|a| a.convert());
             prop_assert_eq!(here, there, "request: {}", request);
             Ok(())
         })
@@ -44,8 +60,19 @@ fn eval_answers_are_byte_identical() {
     let seen = seen.into_inner();
     eprintln!("eval requests by outcome: {seen:?}");
     if runner.config().cases >= 1000 {
-        for kind in ["rejected", "diverted", "not diverted", "sync actions", "routed", "trigger found", "fingerprint"] {
-            assert!(seen.get(kind).copied().unwrap_or(0) >= 10, "too few {kind:?} cases: {seen:?}");
+        for kind in [
+            "rejected",
+            "diverted",
+            "not diverted",
+            "sync actions",
+            "routed",
+            "trigger found",
+            "fingerprint",
+        ] {
+            assert!(
+                seen.get(kind).copied().unwrap_or(0) >= 10,
+                "too few {kind:?} cases: {seen:?}"
+            );
         }
     }
 }
@@ -54,11 +81,23 @@ fn eval_answers_are_byte_identical() {
 fn typed_decide_is_identical() {
     let core = std::cell::RefCell::new(instance());
     let mut runner = TestRunner::new(cases(1500));
-    let input = (generate::items(), generate::policy(), generate::triggers(), generate::zone(), generate::now());
+    let input = (
+        generate::items(),
+        generate::policy(),
+        generate::triggers(),
+        generate::zone(),
+        generate::now(),
+    );
     runner
         .run(&input, |(items, policy, triggers, zone, now)| {
             let here = native::decide::decide_with_config(&items, &policy, &triggers, zone, now);
-            let there = core.borrow_mut().decide(&items.convert(), &policy.convert(), &triggers.convert(), zone, now);
+            let there = core.borrow_mut().decide(
+                &items.convert(),
+                &policy.convert(),
+                &triggers.convert(),
+                zone,
+                now,
+            );
             match (here, there) {
                 (Ok(a), Ok(b)) => prop_assert_eq!(a, b.convert()),
                 (Err(a), Err(calvert::CoreError::Rejected(b))) => prop_assert_eq!(a, b.convert()),
@@ -73,11 +112,21 @@ fn typed_decide_is_identical() {
 fn typed_plan_sync_is_identical() {
     let core = std::cell::RefCell::new(instance());
     let mut runner = TestRunner::new(cases(1000));
-    let input = (generate::sync_input(), generate::sync_policy(), generate::now());
+    let input = (
+        generate::sync_input(),
+        generate::sync_policy(),
+        generate::now(),
+    );
     runner
         .run(&input, |((exchange, business, mapping), policy, now)| {
             let here = native::plan_sync(&exchange, &business, &mapping, &policy, now);
-            let there = core.borrow_mut().plan_sync(&exchange.convert(), &business.convert(), &mapping.convert(), &policy.convert(), now);
+            let there = core.borrow_mut().plan_sync(
+                &exchange.convert(),
+                &business.convert(),
+                &mapping.convert(),
+                &policy.convert(),
+                now,
+            );
             match (here, there) {
                 (Ok(a), Ok(b)) => prop_assert_eq!(a, b.convert()),
                 (Err(a), Err(calvert::CoreError::Rejected(b))) => prop_assert_eq!(a, b.convert()),
@@ -92,33 +141,70 @@ fn typed_plan_sync_is_identical() {
 fn typed_route_trigger_reconcile_and_zones_are_identical() {
     let core = std::cell::RefCell::new(instance());
     let mut runner = TestRunner::new(cases(1000));
-    let phone = || prop::option::of((prop::sample::select(vec!["A", "B"]), 0i64..3)).prop_map(|d| d.map(|(r, u)| native::PhoneDiversion { reason: r.into(), until: u }));
-    let input = (generate::address(), generate::rules(), generate::subject(), generate::triggers(), phone(), phone(), phone(), generate::zone(), generate::now());
-    runner
-        .run(&input, |(address, rules, subject, triggers, desired, last, shown, zone, now)| {
-            let r_native = native::route(address, &rules);
-            let r_component = core.borrow_mut().route(address, &rules.convert());
-            match (r_native, r_component) {
-                (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
-                (Err(a), Err(calvert::CoreError::Rejected(b))) => prop_assert_eq!(a, b.convert()),
-                (a, b) => prop_assert!(false, "route: native {a:?} but component {b:?}"),
-            }
-            let t_native = native::resolve_trigger(&subject, &triggers);
-            let t_component = core.borrow_mut().resolve_trigger(&subject, &triggers.convert());
-            match (t_native, t_component) {
-                (Ok(a), Ok(b)) => prop_assert_eq!(a, b.convert()),
-                (Err(a), Err(calvert::CoreError::Rejected(b))) => prop_assert_eq!(a, b.convert()),
-                (a, b) => prop_assert!(false, "trigger: native {a:?} but component {b:?}"),
-            }
-            let observed = match &shown { Some(d) => native::Observation::Present(d.clone()), None => native::Observation::None };
-            let a = native::reconcile(desired.as_ref(), last.as_ref(), &observed);
-            let b = core.borrow_mut().reconcile(desired.convert().as_ref(), last.convert().as_ref(), &observed.convert()).unwrap();
-            prop_assert_eq!(a, b.convert());
-            let local_native = native::zone::Zone::parse(zone).and_then(|z| z.local_string(now));
-            let local_component = core.borrow_mut().instant_to_local(now, zone);
-            prop_assert_eq!(local_native.ok(), local_component.ok());
-            Ok(())
+    let phone = || {
+        prop::option::of((prop::sample::select(vec!["A", "B"]), 0i64..3)).prop_map(|d| {
+            d.map(|(r, u)| native::PhoneDiversion {
+                reason: r.into(),
+                until: u,
+            })
         })
+    };
+    let input = (
+        generate::address(),
+        generate::rules(),
+        generate::subject(),
+        generate::triggers(),
+        phone(),
+        phone(),
+        phone(),
+        generate::zone(),
+        generate::now(),
+    );
+    runner
+        .run(
+            &input,
+            |(address, rules, subject, triggers, desired, last, shown, zone, now)| {
+                let r_native = native::route(address, &rules);
+                let r_component = core.borrow_mut().route(address, &rules.convert());
+                match (r_native, r_component) {
+                    (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+                    (Err(a), Err(calvert::CoreError::Rejected(b))) => {
+                        prop_assert_eq!(a, b.convert())
+                    }
+                    (a, b) => prop_assert!(false, "route: native {a:?} but component {b:?}"),
+                }
+                let t_native = native::resolve_trigger(&subject, &triggers);
+                let t_component = core
+                    .borrow_mut()
+                    .resolve_trigger(&subject, &triggers.convert());
+                match (t_native, t_component) {
+                    (Ok(a), Ok(b)) => prop_assert_eq!(a, b.convert()),
+                    (Err(a), Err(calvert::CoreError::Rejected(b))) => {
+                        prop_assert_eq!(a, b.convert())
+                    }
+                    (a, b) => prop_assert!(false, "trigger: native {a:?} but component {b:?}"),
+                }
+                let observed = match &shown {
+                    Some(d) => native::Observation::Present(d.clone()),
+                    None => native::Observation::None,
+                };
+                let a = native::reconcile(desired.as_ref(), last.as_ref(), &observed);
+                let b = core
+                    .borrow_mut()
+                    .reconcile(
+                        desired.convert().as_ref(),
+                        last.convert().as_ref(),
+                        &observed.convert(),
+                    )
+                    .unwrap();
+                prop_assert_eq!(a, b.convert());
+                let local_native =
+                    native::zone::Zone::parse(zone).and_then(|z| z.local_string(now));
+                let local_component = core.borrow_mut().instant_to_local(now, zone);
+                prop_assert_eq!(local_native.ok(), local_component.ok());
+                Ok(())
+            },
+        )
         .unwrap();
     let _ = BASE;
 }
@@ -131,8 +217,24 @@ fn a_reused_instance_answers_like_a_fresh_one() {
     let mut reused = instance();
     for step in 0..50 {
         let now = BASE + step * 3600;
-        let a = reused.decide(&items.convert(), &policy, &triggers, "Europe/Stockholm", now).unwrap();
-        let b = instance().decide(&items.convert(), &policy, &triggers, "Europe/Stockholm", now).unwrap();
+        let a = reused
+            .decide(
+                &items.convert(),
+                &policy,
+                &triggers,
+                "Europe/Stockholm",
+                now,
+            )
+            .unwrap();
+        let b = instance()
+            .decide(
+                &items.convert(),
+                &policy,
+                &triggers,
+                "Europe/Stockholm",
+                now,
+            )
+            .unwrap();
         assert_eq!(a, b);
     }
 }
