@@ -66,4 +66,42 @@ mod tests {
             UserStatus::Active
         );
     }
+
+    use proptest::prelude::*;
+
+    fn event() -> impl Strategy<Value = StatusEvent> {
+        prop_oneof![
+            prop::option::of(prop::sample::select(vec!["", " ", "INT-1"]).prop_map(str::to_string))
+                .prop_map(StatusEvent::Activate),
+            Just(StatusEvent::Passivate),
+            Just(StatusEvent::Fail("mailbox not found".into())),
+            Just(StatusEvent::Restart),
+        ]
+    }
+
+    proptest! {
+        /// Whatever administrators and failures do: a refused event changes nothing,
+        /// Active is only reached by activating with an id or restarting from Error,
+        /// and an Error always keeps its reason.
+        #[test]
+        fn transitions_keep_their_promises(events in prop::collection::vec(event(), 0..20)) {
+            let mut status = UserStatus::NotInUse;
+            for e in &events {
+                match next_status(&status, e) {
+                    Ok(next) => {
+                        if next == UserStatus::Active && status != UserStatus::Active {
+                            let with_id = matches!(e, StatusEvent::Activate(Some(id)) if !id.trim().is_empty());
+                            let restarted = matches!((&status, e), (UserStatus::Error(_), StatusEvent::Restart));
+                            prop_assert!(with_id || restarted, "{status:?} --{e:?}--> Active");
+                        }
+                        if let UserStatus::Error(reason) = &next {
+                            prop_assert!(!reason.is_empty());
+                        }
+                        status = next;
+                    }
+                    Err(problem) => prop_assert!(!problem.message.is_empty()),
+                }
+            }
+        }
+    }
 }

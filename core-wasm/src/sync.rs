@@ -7,6 +7,12 @@
 //! `mapping` and each action's `fingerprint`), so its own write never comes back as a
 //! change.
 //!
+//! **What the host must pass.** An item that is mapped but absent from the input
+//! counts as deleted when its recorded end is inside the window. A window query
+//! alone cannot see an item that was moved out of the window, so the host also
+//! fetches every mapped id that the window query did not return and passes what it
+//! finds (an item outside the window is never a deletion; see `plan_mapped`).
+//!
 //! Decisions beyond the contract, made as a careful user would expect:
 //! - `confidential` is treated like `private` when private items are excluded.
 //! - An item mapped earlier that is private now (and private items are excluded) is

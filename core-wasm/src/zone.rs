@@ -350,4 +350,37 @@ mod tests {
         assert!(parse_instant("2026-11-25T09:30:00.5Z").is_err());
         assert!(parse_instant("yesterday").is_err());
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Every local day is 23, 24 or 25 hours long, whatever the zone.
+        #[test]
+        fn days_are_23_24_or_25_hours(days in 0i64..3650,
+            zone in prop::sample::select(vec!["Europe/Stockholm", "Europe/Helsinki", "America/Santiago", "Australia/Lord_Howe", "UTC"])) {
+            let z = Zone::parse(zone).unwrap();
+            let d = date(2020, 1, 1).checked_add(jiff::Span::new().days(days)).unwrap();
+            let hours = day_length(&z, d).unwrap().as_secs();
+            prop_assert!([23 * 3600, 23 * 3600 + 1800, 24 * 3600, 24 * 3600 + 1800, 25 * 3600].contains(&hours), "{d} is {hours}s");
+        }
+
+        /// Local time and back: an instant shown in a zone and read back is the same
+        /// instant, unless the local time exists twice (then the earlier one is chosen).
+        #[test]
+        fn local_round_trip(at in 1_577_836_800i64..1_893_456_000,
+            zone in prop::sample::select(vec!["Europe/Stockholm", "America/New_York", "Asia/Kolkata"])) {
+            let z = Zone::parse(zone).unwrap();
+            let shown = z.local_string(at).unwrap();
+            let back = z.local_to_instant(parse_local(&shown[..19]).unwrap()).unwrap();
+            prop_assert!(back == at || back == at - 3600, "{shown}: {at} -> {back}");
+            prop_assert!(back <= at);
+        }
+
+        /// Unknown ids never panic and always fall back with a warning.
+        #[test]
+        fn unknown_ids_fall_back(id in "[A-Za-z ./_+-]{0,30}") {
+            let r = resolve_zone(&id, "Europe/Stockholm").unwrap();
+            prop_assert_eq!(r.warning.is_some(), Zone::lookup(&id).is_none());
+        }
+    }
 }
