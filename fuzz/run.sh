@@ -4,8 +4,9 @@
 #   bash fuzz/run.sh                  # all targets, 30 s each
 #   FUZZ_SECONDS=300 bash fuzz/run.sh decide plan_sync
 #
-# Seeds in fuzz/seeds/<target>/ are copied to a temporary corpus, so nothing is written
-# into the repository except crash artifacts (fuzz/artifacts/<target>/, git-ignored).
+# Seeds in fuzz/seeds/<target>/ (and past crashes in fuzz/regressions/<target>/) are
+# copied to a temporary corpus, so nothing is written into the repository except crash
+# artifacts (fuzz/artifacts/<target>/, git-ignored). Exit status 1 when a target fails.
 # One fuzz process at a time (no -jobs/-workers): the machine has two shared cores.
 set -euo pipefail
 
@@ -37,7 +38,7 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/calvert-fuzz.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
 # The last value libFuzzer printed for one of its final stats.
-stat() { sed -n "s/^stat::$1: *//p" "$log" | tail -n1; }
+final_stat() { sed -n "s/^stat::$1: *//p" "$log" | tail -n1; }
 
 summary=()
 failed=0
@@ -45,9 +46,12 @@ for target in "${targets[@]}"; do
     corpus="$work/corpus-$target"
     log="$work/$target.log"
     mkdir -p "$corpus"
-    if [[ -d "$here/seeds/$target" ]]; then
-        cp -R "$here/seeds/$target/." "$corpus/"
-    fi
+    # Seeds, and inputs that once crashed (they run first, so a regression fails at once).
+    for dir in "$here/seeds/$target" "$here/regressions/$target"; do
+        if [[ -d "$dir" ]]; then
+            cp -R "$dir/." "$corpus/"
+        fi
+    done
     extra=()
     if [[ -f "$here/dicts/$target.dict" ]]; then
         extra+=("-dict=$here/dicts/$target.dict")
@@ -57,8 +61,8 @@ for target in "${targets[@]}"; do
     cargo +nightly fuzz run "$target" "$corpus" -- \
         -max_total_time="$seconds" -timeout="$timeout" -print_final_stats=1 "${extra[@]}" \
         >"$log" 2>&1 || status=$?
-    execs="$(stat number_of_executed_units)"
-    rate="$(stat average_exec_per_sec)"
+    execs="$(final_stat number_of_executed_units)"
+    rate="$(final_stat average_exec_per_sec)"
     units="$(find "$corpus" -type f | wc -l)"
     if ((status == 0)); then
         line="$target: ok, ${execs:-?} execs, ${rate:-?} execs/s, corpus $units, ${seconds}s"
@@ -66,9 +70,9 @@ for target in "${targets[@]}"; do
         failed=1
         artifact="$(grep -o 'Test unit written to [^ ]*' "$log" | tail -n1 | sed 's/Test unit written to //')"
         line="$target: FAILED (exit $status), ${execs:-?} execs, ${rate:-?} execs/s; artifact: ${artifact:-none}"
-        echo "---- $target: last lines of the log ----" >&2
-        tail -n 60 "$log" >&2
-        echo "----" >&2
+        echo "---- $target: the failure ----" >&2
+        grep -A4 -E "panicked at|ERROR: libFuzzer|ERROR: AddressSanitizer" "$log" | head -n 40 >&2 || tail -n 40 "$log" >&2
+        echo "---- (reproduce: cargo +nightly fuzz run $target ${artifact:-<artifact>}) ----" >&2
     fi
     echo "$line"
     summary+=("$line")

@@ -2,7 +2,9 @@
 //! and the earliest instant at which that answer can change.
 
 use std::cmp::Reverse;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::hash::{BuildHasherDefault, DefaultHasher};
 
 use crate::model::{
     CalendarItem, DecidePolicy, Decision, Diversion, FreeBusy, Instant, ItemKind, Problem,
@@ -98,17 +100,33 @@ pub fn decide(
     }
 
     // Group by id: identical copies count once, differing copies are ambiguous.
-    let mut by_id: BTreeMap<&str, Vec<&CalendarItem>> = BTreeMap::new();
+    // A hash map finds each id's group, so ids are compared byte for byte only when
+    // they are equal (string comparison is the costliest thing the core does inside
+    // WebAssembly). The map is only looked up, never iterated: groups are visited in
+    // input order and every output is made order-independent below (the winner by
+    // a total order, the lists sorted).
+    let mut group_of: HashMap<&str, usize, BuildHasherDefault<DefaultHasher>> =
+        HashMap::with_capacity_and_hasher(items.len(), BuildHasherDefault::default());
+    let mut groups: Vec<(&CalendarItem, bool)> = Vec::with_capacity(items.len());
     for item in items {
-        by_id.entry(item.id.as_str()).or_default().push(item);
+        match group_of.entry(item.id.as_str()) {
+            Entry::Occupied(slot) => {
+                let (first, ambiguous) = &mut groups[*slot.get()];
+                *ambiguous = *ambiguous || *first != item;
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(groups.len());
+                groups.push((item, false));
+            }
+        }
     }
 
     let mut skipped = Vec::new();
     let mut warnings = Vec::new();
     let mut eligible: Vec<Interval<'_>> = Vec::new();
-    for (id, copies) in &by_id {
-        let item = copies[0];
-        let why = if copies.iter().any(|c| *c != item) {
+    for &(item, ambiguous) in &groups {
+        let id = item.id.as_str();
+        let why = if ambiguous {
             Some(SkipReason::DuplicateId)
         } else if item.kind == ItemKind::RecurringMaster {
             Some(SkipReason::RecurringMaster)
@@ -147,6 +165,9 @@ pub fn decide(
         };
         eligible.push(Interval { start, end, item });
     }
+
+    skipped.sort_by(|a: &SkippedItem, b: &SkippedItem| a.id.cmp(&b.id));
+    warnings.sort();
 
     let next_change = eligible
         .iter()

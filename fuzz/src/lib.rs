@@ -26,10 +26,15 @@ pub fn pick<T: Copy>(list: &[T], n: u8) -> T {
     list[usize::from(n) % list.len()]
 }
 
-/// Draw a list of at most `max` entries.
+/// Draw a list of at most `max` entries; it ends early when the input runs out, so a
+/// short input never turns into a long list of all-default entries.
 pub fn small_vec<'a, T: Arbitrary<'a>>(u: &mut Unstructured<'a>, max: usize) -> arbitrary::Result<Vec<T>> {
     let len = u.int_in_range(0..=max)?;
-    (0..len).map(|_| T::arbitrary(u)).collect()
+    let mut list = Vec::with_capacity(len);
+    while list.len() < len && !u.is_empty() {
+        list.push(T::arbitrary(u)?);
+    }
+    Ok(list)
 }
 
 /// The index of the bucket that one drawn byte falls into; `weights` add up to 256.

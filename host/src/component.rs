@@ -2,12 +2,21 @@
 //!
 //! [`DecisionCore`] compiles the embedded component once (cranelift) and keeps an
 //! `InstancePre`; [`CoreInstance`] is one store + instance, reused call after call.
-//! Every call gets a fuel budget, so runaway guest code stops instead of hanging the
-//! service, and a memory cap. A trap (out of fuel, out of memory, a bug in the core)
-//! becomes a [`CoreError`] for that one call; the instance is then thrown away and
-//! the next call gets a fresh one, so one bad mailbox never takes the service down.
+//! Every call gets a time limit, so runaway guest code stops instead of hanging the
+//! service, and every store a memory cap. A trap (time limit, out of memory, a bug in
+//! the core) becomes a [`CoreError`] for that one call; the instance is then thrown
+//! away and the next call gets a fresh one, so one bad mailbox never takes the
+//! service down.
+//!
+//! The time limit uses wasmtime's epoch interruption: a background thread ticks the
+//! engine's epoch every [`EPOCH_TICK`], and each call may run for its limit in ticks.
+//! Fuel metering would bound the guest deterministically, but it cost 28% of a
+//! `decide` call in our benchmark (docs/benchmarks.md); an epoch check is a load and
+//! a compare at function entries and loop heads.
 
+use std::time::Duration;
 use wasmtime::component::{Component, Linker};
+
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
 
 wasmtime::component::bindgen!({
@@ -27,9 +36,11 @@ use wit::{
 /// The core component, as built by `build.rs` from `core-wasm` and `wit/`.
 pub static CORE_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/calvert_core.wasm"));
 
-/// Fuel for one call unless set otherwise: far above what 10,000 items need, far
-/// below a hang (about a few seconds of guest code).
-pub const DEFAULT_FUEL_PER_CALL: u64 = 20_000_000_000;
+/// How often the epoch ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Time limit of one call unless set otherwise: far above what 10,000 items need
+/// (milliseconds), far below a hang.
+pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(5);
 /// Guest memory cap per instance unless set otherwise.
 pub const DEFAULT_MEMORY_LIMIT: usize = 512 << 20;
 
@@ -40,9 +51,9 @@ pub enum CoreError {
     )]
     Load(String),
     #[error(
-        "the decision core used up its budget in `{function}` and was stopped; the input is far larger than expected or the core has a bug: report it with the input"
+        "the decision core ran past its time limit in `{function}` and was stopped; the input is far larger than expected or the core has a bug: report it with the input"
     )]
-    OutOfFuel { function: &'static str },
+    TimeLimit { function: &'static str },
     #[error(
         "the decision core failed in `{function}`: {message}; this call was abandoned and the next one starts afresh"
     )]
@@ -75,7 +86,7 @@ pub struct DecisionCore {
     engine: Engine,
     component: Component,
     pre: CorePre<StoreLimits>,
-    fuel_per_call: u64,
+    time_limit: Duration,
     memory_limit: usize,
 }
 
@@ -88,8 +99,9 @@ impl DecisionCore {
     /// Compile a component (the embedded one, or a vendor's build of the same WIT world).
     pub fn from_component(bytes: &[u8]) -> Result<Self, CoreError> {
         let mut config = Config::new();
-        config.consume_fuel(true);
+        config.epoch_interruption(true);
         let engine = Engine::new(&config).map_err(|e| CoreError::Load(format!("{e:#}")))?;
+        spawn_epoch_ticker(&engine)?;
         let component =
             Component::new(&engine, bytes).map_err(|e| CoreError::Load(format!("{e:#}")))?;
         // The core imports nothing, so the linker provides nothing.
@@ -102,14 +114,15 @@ impl DecisionCore {
             engine,
             component,
             pre,
-            fuel_per_call: DEFAULT_FUEL_PER_CALL,
+            time_limit: DEFAULT_TIME_LIMIT,
             memory_limit: DEFAULT_MEMORY_LIMIT,
         })
     }
 
-    /// Set the fuel budget of each call.
-    pub fn with_fuel_per_call(mut self, fuel: u64) -> Self {
-        self.fuel_per_call = fuel;
+    /// Set the time limit of each call (rounded up to whole ticks; zero stops a
+    /// call at its first check).
+    pub fn with_time_limit(mut self, limit: Duration) -> Self {
+        self.time_limit = limit;
         self
     }
 
@@ -140,10 +153,33 @@ impl DecisionCore {
     /// A new instance for a sequence of calls.
     pub fn instance(&self) -> CoreInstance {
         CoreInstance {
+            time_limit: self.time_limit,
             core: self.clone(),
             live: None,
         }
     }
+}
+
+/// Whole epoch ticks for `limit`, rounded up.
+fn ticks(limit: Duration) -> u64 {
+    let tick = EPOCH_TICK.as_nanos();
+    u64::try_from(limit.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX)
+}
+
+/// Tick the engine's epoch until the engine is dropped.
+fn spawn_epoch_ticker(engine: &Engine) -> Result<(), CoreError> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("calvert-core-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| CoreError::Load(format!("the epoch thread could not start: {e}")))
 }
 
 struct Live {
@@ -154,6 +190,7 @@ struct Live {
 /// One instance of the core, reused across calls (re-created after a trap).
 pub struct CoreInstance {
     core: DecisionCore,
+    time_limit: Duration,
     live: Option<Live>,
 }
 
@@ -165,9 +202,7 @@ impl CoreInstance {
             .build();
         let mut store = Store::new(&self.core.engine, limits);
         store.limiter(|limits| limits);
-        store
-            .set_fuel(self.core.fuel_per_call)
-            .map_err(|e| CoreError::Load(format!("{e:#}")))?;
+        store.set_epoch_deadline(ticks(self.time_limit));
         let bindings = self
             .core
             .pre
@@ -176,7 +211,7 @@ impl CoreInstance {
         Ok(Live { store, bindings })
     }
 
-    /// Run one export with a fresh fuel budget; a trap discards the instance.
+    /// Run one export within the time limit; a trap discards the instance.
     fn call<T>(
         &mut self,
         function: &'static str,
@@ -186,16 +221,14 @@ impl CoreInstance {
             Some(live) => live,
             None => self.live.insert(self.instantiate()?),
         };
-        live.store
-            .set_fuel(self.core.fuel_per_call)
-            .map_err(|e| CoreError::Load(format!("{e:#}")))?;
+        live.store.set_epoch_deadline(ticks(self.time_limit));
         let engine = live.bindings.calvert_core_engine();
         match f(engine, &mut live.store) {
             Ok(value) => Ok(value),
             Err(error) => {
                 self.live = None;
-                if error.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) {
-                    Err(CoreError::OutOfFuel { function })
+                if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+                    Err(CoreError::TimeLimit { function })
                 } else {
                     Err(CoreError::Trap {
                         function,
@@ -204,6 +237,11 @@ impl CoreInstance {
                 }
             }
         }
+    }
+
+    /// Change the time limit of this instance's calls.
+    pub fn set_time_limit(&mut self, limit: Duration) {
+        self.time_limit = limit;
     }
 
     fn rejected<T>(result: Result<T, Vec<Problem>>) -> Result<T, CoreError> {

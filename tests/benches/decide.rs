@@ -82,6 +82,23 @@ fn decide(c: &mut Criterion) {
                 })
             },
         );
+        let mut lean = items.clone();
+        for item in &mut lean {
+            item.change_key.clear();
+            item.location.clear();
+        }
+        let lean = lean.convert();
+        group.bench_with_input(
+            BenchmarkId::new("component-lowering-only-lean", n),
+            &n,
+            |b, _| {
+                b.iter(|| {
+                    instance
+                        .decide(black_box(&lean), &none, &[], "UTC", now)
+                        .unwrap()
+                })
+            },
+        );
     }
     group.finish();
 }

@@ -1,6 +1,8 @@
 //! The component as the host runs it: no ambient authority, bounded, isolated.
 
 use calvert::component::wit::{self, DecidePolicy, FreeBusy, ReturnTime, Trigger};
+use std::time::Duration;
+
 use calvert::{CoreError, DecisionCore};
 use calvert_tests::generate::{BASE, week_of_items};
 use calvert_tests::{Convert, core};
@@ -86,24 +88,26 @@ fn neither_the_component_nor_the_core_module_imports_anything() {
 }
 
 #[test]
-fn running_out_of_fuel_is_a_typed_error_and_the_next_call_works() {
+fn running_past_the_time_limit_is_a_typed_error_and_the_next_call_works() {
     let items = week_of_items(1000).convert();
     let triggers: Vec<Trigger> = vec![];
-    let starved = core().clone().with_fuel_per_call(10_000);
-    let mut instance = starved.instance();
+    // A zero limit stops the guest at its first check, as a runaway loop is stopped
+    // once its limit has passed.
+    let mut instance = core().clone().with_time_limit(Duration::ZERO).instance();
     let err = instance
         .decide(&items, &policy(), &triggers, "UTC", BASE)
         .unwrap_err();
     assert!(
-        matches!(err, CoreError::OutOfFuel { function: "decide" }),
+        matches!(err, CoreError::TimeLimit { function: "decide" }),
         "{err:?}"
     );
-    assert!(err.to_string().contains("budget"), "{err}");
-    // The same instance handle recovers with a fresh instance; a small call fits.
+    assert!(err.to_string().contains("time limit"), "{err}");
+    // The same handle recovers with a fresh instance.
+    instance.set_time_limit(Duration::from_secs(5));
     let d = instance
-        .decide(&[], &policy(), &triggers, "UTC", BASE)
+        .decide(&items, &policy(), &triggers, "UTC", BASE)
         .unwrap();
-    assert_eq!(d.diversion, None);
+    assert!(d.next_change.is_some());
 }
 
 #[test]
