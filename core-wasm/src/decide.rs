@@ -88,6 +88,16 @@ pub fn decide(
             "the default reason is empty: set it to the code for \"back at\"",
         ));
     }
+    if policy
+        .oof_reason
+        .as_deref()
+        .is_some_and(|r| r.trim().is_empty())
+    {
+        problems.push(Problem::new(
+            ProblemKind::InvalidPolicy,
+            "the out-of-office reason is empty: set it to a reason code, or leave it out to use the default reason",
+        ));
+    }
     if let Err(p) = check_instant("now", "-", now) {
         problems.push(p);
     }
@@ -426,6 +436,18 @@ mod tests {
         let div = d.diversion.unwrap();
         assert_eq!(div.reason, "back");
         assert!(!format!("{div:?}").contains("Läkare"));
+    }
+
+    #[test]
+    fn blank_reasons_are_policy_problems() {
+        let blank = DecidePolicy {
+            default_reason: " ".into(),
+            oof_reason: Some(String::new()),
+            ..DecidePolicy::default()
+        };
+        let err = decide_with_config(&[], &blank, &[], "UTC", 0).unwrap_err();
+        assert_eq!(err.len(), 2);
+        assert!(err.iter().all(|p| p.kind == ProblemKind::InvalidPolicy));
     }
 
     #[test]

@@ -33,6 +33,34 @@ use wit::{
     UserStatus, ZoneResolution,
 };
 
+impl CalendarItem {
+    /// A single busy appointment with empty text fields, as the core's own
+    /// `CalendarItem::appointment`: the base that callers adjust.
+    pub fn appointment(id: impl Into<String>, start: i64, end: i64) -> Self {
+        CalendarItem {
+            id: id.into(),
+            change_key: String::new(),
+            subject: String::new(),
+            location: String::new(),
+            body: String::new(),
+            start,
+            end,
+            is_all_day: false,
+            zone: None,
+            free_busy: wit::FreeBusy::Busy,
+            response: wit::Response::Unknown,
+            is_meeting: false,
+            is_cancelled: false,
+            kind: wit::ItemKind::Single,
+            sensitivity: wit::Sensitivity::Normal,
+            reminder_minutes: None,
+            created: None,
+            modified: None,
+            attendees: Vec::new(),
+        }
+    }
+}
+
 /// The core component, as built by `build.rs` from `core-wasm` and `wit/`.
 pub static CORE_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/calvert_core.wasm"));
 

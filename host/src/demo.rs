@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::component::wit::{
-    CalendarItem, DecidePolicy, FreeBusy, ItemKind, Observation, PhoneDiversion, ReconcileAction,
-    Response, ReturnTime, Sensitivity, Trigger,
+    CalendarItem, DecidePolicy, FreeBusy, Observation, PhoneDiversion, ReconcileAction, Response,
+    ReturnTime, Trigger,
 };
 use crate::component::{CoreError, CoreInstance};
 
@@ -38,25 +38,11 @@ enum Event {
 
 fn item(id: &str, subject: &str, start: i64, end: i64) -> CalendarItem {
     CalendarItem {
-        id: id.into(),
         change_key: "1".into(),
         subject: subject.into(),
-        location: String::new(),
-        body: String::new(),
-        start,
-        end,
-        is_all_day: false,
-        zone: None,
-        free_busy: FreeBusy::Busy,
         response: Response::Organizer,
-        is_meeting: false,
-        is_cancelled: false,
-        kind: ItemKind::Single,
-        sensitivity: Sensitivity::Normal,
         reminder_minutes: Some(15),
-        created: None,
-        modified: None,
-        attendees: Vec::new(),
+        ..CalendarItem::appointment(id, start, end)
     }
 }
 

@@ -38,6 +38,12 @@ pub trait Convert<T> {
     fn convert(&self) -> T;
 }
 
+impl Convert<String> for String {
+    fn convert(&self) -> String {
+        self.clone()
+    }
+}
+
 impl<A: Convert<B>, B> Convert<Vec<B>> for Vec<A> {
     fn convert(&self) -> Vec<B> {
         self.iter().map(Convert::convert).collect()

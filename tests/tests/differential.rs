@@ -5,11 +5,12 @@
 //! `calvert_core::eval::run` natively and through the component's `eval` export;
 //! the typed exports are compared with the native functions on the same inputs.
 
+use calvert::CoreError;
 use calvert_core as native;
 use calvert_tests::generate::{self, BASE};
 use calvert_tests::{Convert, instance};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 fn cases(default: u32) -> Config {
     let cases = std::env::var("PROPTEST_CASES")
@@ -23,10 +24,28 @@ fn cases(default: u32) -> Config {
     }
 }
 
+/// The native answer and the component's agree: equal values, or equal problems.
+fn same<A, B>(
+    native: Result<A, Vec<native::Problem>>,
+    component: Result<B, CoreError>,
+    what: &str,
+) -> Result<(), TestCaseError>
+where
+    A: PartialEq + std::fmt::Debug,
+    B: Convert<A> + std::fmt::Debug,
+{
+    match (native, component) {
+        (Ok(a), Ok(b)) => prop_assert_eq!(a, b.convert(), "{}", what),
+        (Err(a), Err(CoreError::Rejected(b))) => prop_assert_eq!(a, b.convert(), "{}", what),
+        (a, b) => prop_assert!(false, "{what}: native {a:?} but component {b:?}"),
+    }
+    Ok(())
+}
+
 #[test]
 fn eval_answers_are_byte_identical() {
     let core = std::cell::RefCell::new(instance());
-    let mut runner = TestRunner::new(cases(3000));
+    let mut runner = TestRunner::new(cases(6000));
     // What the generated requests covered, so the test cannot pass vacuously.
     let seen = std::cell::RefCell::new(std::collections::BTreeMap::<&str, usize>::new());
     runner
@@ -80,7 +99,7 @@ fn eval_answers_are_byte_identical() {
 #[test]
 fn typed_decide_is_identical() {
     let core = std::cell::RefCell::new(instance());
-    let mut runner = TestRunner::new(cases(1500));
+    let mut runner = TestRunner::new(cases(3000));
     let input = (
         generate::items(),
         generate::policy(),
@@ -98,11 +117,7 @@ fn typed_decide_is_identical() {
                 zone,
                 now,
             );
-            match (here, there) {
-                (Ok(a), Ok(b)) => prop_assert_eq!(a, b.convert()),
-                (Err(a), Err(calvert::CoreError::Rejected(b))) => prop_assert_eq!(a, b.convert()),
-                (a, b) => prop_assert!(false, "native {a:?} but component {b:?}"),
-            }
+            same(here, there, "decide")?;
             Ok(())
         })
         .unwrap();
@@ -111,7 +126,7 @@ fn typed_decide_is_identical() {
 #[test]
 fn typed_plan_sync_is_identical() {
     let core = std::cell::RefCell::new(instance());
-    let mut runner = TestRunner::new(cases(1000));
+    let mut runner = TestRunner::new(cases(2000));
     let input = (
         generate::sync_input(),
         generate::sync_policy(),
@@ -127,11 +142,7 @@ fn typed_plan_sync_is_identical() {
                 &policy.convert(),
                 now,
             );
-            match (here, there) {
-                (Ok(a), Ok(b)) => prop_assert_eq!(a, b.convert()),
-                (Err(a), Err(calvert::CoreError::Rejected(b))) => prop_assert_eq!(a, b.convert()),
-                (a, b) => prop_assert!(false, "native {a:?} but component {b:?}"),
-            }
+            same(here, there, "plan-sync")?;
             Ok(())
         })
         .unwrap();
@@ -140,7 +151,7 @@ fn typed_plan_sync_is_identical() {
 #[test]
 fn typed_route_trigger_reconcile_and_zones_are_identical() {
     let core = std::cell::RefCell::new(instance());
-    let mut runner = TestRunner::new(cases(1000));
+    let mut runner = TestRunner::new(cases(2000));
     let phone = || {
         prop::option::of((prop::sample::select(vec!["A", "B"]), 0i64..3)).prop_map(|d| {
             d.map(|(r, u)| native::PhoneDiversion {
@@ -166,24 +177,12 @@ fn typed_route_trigger_reconcile_and_zones_are_identical() {
             |(address, rules, subject, triggers, desired, last, shown, zone, now)| {
                 let r_native = native::route(address, &rules);
                 let r_component = core.borrow_mut().route(address, &rules.convert());
-                match (r_native, r_component) {
-                    (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
-                    (Err(a), Err(calvert::CoreError::Rejected(b))) => {
-                        prop_assert_eq!(a, b.convert())
-                    }
-                    (a, b) => prop_assert!(false, "route: native {a:?} but component {b:?}"),
-                }
+                same(r_native, r_component, "route")?;
                 let t_native = native::resolve_trigger(&subject, &triggers);
                 let t_component = core
                     .borrow_mut()
                     .resolve_trigger(&subject, &triggers.convert());
-                match (t_native, t_component) {
-                    (Ok(a), Ok(b)) => prop_assert_eq!(a, b.convert()),
-                    (Err(a), Err(calvert::CoreError::Rejected(b))) => {
-                        prop_assert_eq!(a, b.convert())
-                    }
-                    (a, b) => prop_assert!(false, "trigger: native {a:?} but component {b:?}"),
-                }
+                same(t_native, t_component, "trigger")?;
                 let observed = match &shown {
                     Some(d) => native::Observation::Present(d.clone()),
                     None => native::Observation::None,

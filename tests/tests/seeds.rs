@@ -18,25 +18,9 @@ const MIN: i64 = 60;
 
 fn appointment(id: &str, subject: &str, start: i64, end: i64) -> CalendarItem {
     CalendarItem {
-        id: id.into(),
-        change_key: "1".into(),
         subject: subject.into(),
-        location: String::new(),
-        body: String::new(),
-        start,
-        end,
-        is_all_day: false,
-        zone: None,
-        free_busy: FreeBusy::Busy,
         response: Response::Organizer,
-        is_meeting: false,
-        is_cancelled: false,
-        kind: ItemKind::Single,
-        sensitivity: Sensitivity::Normal,
-        reminder_minutes: None,
-        created: None,
-        modified: None,
-        attendees: vec![],
+        ..CalendarItem::appointment(id, start, end)
     }
 }
 
