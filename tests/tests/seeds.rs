@@ -8,8 +8,7 @@
 
 use calvert::CoreInstance;
 use calvert::component::wit::{
-    CalendarItem, DecidePolicy, Decision, FreeBusy, ItemKind, Response, ReturnTime, Rule,
-    Sensitivity, Trigger,
+    CalendarItem, DecidePolicy, Decision, FreeBusy, Response, ReturnTime, Rule, Trigger,
 };
 use calvert_tests::instance;
 
