@@ -19,6 +19,10 @@ cd "$root"
 all_targets=(decide route trigger plan_sync eval_json)
 if (($# > 0)); then targets=("$@"); else targets=("${all_targets[@]}"); fi
 
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+    echo "run.sh: installing the nightly toolchain (cargo-fuzz needs it)" >&2
+    rustup toolchain install nightly --profile minimal
+fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "run.sh: installing cargo-fuzz" >&2
     cargo install cargo-fuzz --locked
