@@ -6,5 +6,6 @@
 
 pub mod component;
 pub mod demo;
+pub mod ews;
 
 pub use component::{CoreError, CoreInstance, DecisionCore};

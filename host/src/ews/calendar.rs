@@ -1,0 +1,233 @@
+//! EWS calendar items → the core's normalized calendar item (semantics.md §1).
+//!
+//! Mapping: `LegacyFreeBusyStatus` → free-busy; `MyResponseType` → response
+//! (`NoResponseReceived` → no-response); `CalendarItemType` → kind (`RecurringMaster`,
+//! `Occurrence`, `Exception`, else single); `Sensitivity`; `IsAllDayEvent`, with the
+//! zone the item was made in from `StartTimeZone/@Id` (2010+) or `TimeZone` (2007);
+//! `ReminderMinutesBeforeStart` only when `ReminderIsSet` is not false;
+//! `DateTimeCreated`, `LastModifiedTime`; attendees from `RequiredAttendees`,
+//! `OptionalAttendees` and `Resources`. A field Exchange did not send takes the
+//! core's neutral value (empty text, unknown response, busy); times that are missing
+//! or not RFC 3339 make the item unreadable, reported per item.
+
+use jiff::Timestamp;
+
+use super::response::{EwsError, body, response_messages};
+use super::xml::{self, Element};
+use super::{MESSAGES_NS, TYPES_NS};
+use crate::component::wit::{
+    Attendee, AttendeeRole, CalendarItem, FreeBusy, ItemKind, Response, Sensitivity,
+};
+
+/// One page of a FindItem CalendarView reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarPage {
+    pub items: Vec<CalendarItem>,
+    pub includes_last_item_in_range: bool,
+    pub total_items_in_view: Option<u32>,
+}
+
+/// Why one item of a reply could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("calendar item {id:?}: {problem}")]
+pub struct ItemError {
+    pub id: String,
+    pub problem: String,
+}
+
+fn instant(item: &Element, name: &str, id: &str) -> Result<Option<i64>, ItemError> {
+    let Some(text) = item.child_text(TYPES_NS, name) else {
+        return Ok(None);
+    };
+    text.parse::<Timestamp>()
+        .map(|t| Some(t.as_second()))
+        .map_err(|e| ItemError {
+            id: id.to_string(),
+            problem: format!("{name} {text:?} is not an RFC 3339 time: {e}"),
+        })
+}
+
+fn flag(item: &Element, name: &str) -> Option<bool> {
+    item.child_text(TYPES_NS, name)
+        .map(|t| t.eq_ignore_ascii_case("true") || t == "1")
+}
+
+fn attendees(item: &Element, list: &str, role: AttendeeRole, out: &mut Vec<Attendee>) {
+    if let Some(group) = item.child(TYPES_NS, list) {
+        for attendee in group.children_named(TYPES_NS, "Attendee") {
+            if let Some(address) = attendee
+                .child(TYPES_NS, "Mailbox")
+                .and_then(|m| m.child_text(TYPES_NS, "EmailAddress"))
+                && !address.is_empty()
+            {
+                out.push(Attendee {
+                    address: address.to_string(),
+                    role,
+                });
+            }
+        }
+    }
+}
+
+/// Map one `t:CalendarItem` element.
+pub fn calendar_item(item: &Element) -> Result<CalendarItem, ItemError> {
+    let item_id = item.child(TYPES_NS, "ItemId");
+    let id = item_id.and_then(|i| i.attr("Id")).unwrap_or("").to_string();
+    if id.is_empty() {
+        return Err(ItemError {
+            id,
+            problem: "it has no ItemId".into(),
+        });
+    }
+    let missing = |name: &str| ItemError {
+        id: id.clone(),
+        problem: format!("it has no {name}: request it in the item shape"),
+    };
+    let start = instant(item, "Start", &id)?.ok_or_else(|| missing("Start"))?;
+    let end = instant(item, "End", &id)?.ok_or_else(|| missing("End"))?;
+    let free_busy = match item.child_text(TYPES_NS, "LegacyFreeBusyStatus") {
+        Some("Free") => FreeBusy::Free,
+        Some("Tentative") => FreeBusy::Tentative,
+        Some("OOF") => FreeBusy::Oof,
+        Some("WorkingElsewhere") => FreeBusy::WorkingElsewhere,
+        Some("NoData") => FreeBusy::NoData,
+        _ => FreeBusy::Busy,
+    };
+    let response = match item.child_text(TYPES_NS, "MyResponseType") {
+        Some("Organizer") => Response::Organizer,
+        Some("Tentative") => Response::Tentative,
+        Some("Accept") => Response::Accept,
+        Some("Decline") => Response::Decline,
+        Some("NoResponseReceived") => Response::NoResponse,
+        _ => Response::Unknown,
+    };
+    let kind = match item.child_text(TYPES_NS, "CalendarItemType") {
+        Some("RecurringMaster") => ItemKind::RecurringMaster,
+        Some("Occurrence") => ItemKind::Occurrence,
+        Some("Exception") => ItemKind::Exception,
+        _ => ItemKind::Single,
+    };
+    let sensitivity = match item.child_text(TYPES_NS, "Sensitivity") {
+        Some("Personal") => Sensitivity::Personal,
+        Some("Private") => Sensitivity::Private,
+        Some("Confidential") => Sensitivity::Confidential,
+        _ => Sensitivity::Normal,
+    };
+    let zone = item
+        .child(TYPES_NS, "StartTimeZone")
+        .and_then(|z| z.attr("Id"))
+        .or_else(|| item.child_text(TYPES_NS, "TimeZone"))
+        .filter(|z| !z.is_empty())
+        .map(str::to_string);
+    let reminder_minutes = match flag(item, "ReminderIsSet") {
+        Some(false) => None,
+        _ => item
+            .child_text(TYPES_NS, "ReminderMinutesBeforeStart")
+            .and_then(|m| m.parse::<u32>().ok()),
+    };
+    let mut people = Vec::new();
+    attendees(
+        item,
+        "RequiredAttendees",
+        AttendeeRole::Required,
+        &mut people,
+    );
+    attendees(
+        item,
+        "OptionalAttendees",
+        AttendeeRole::Optional,
+        &mut people,
+    );
+    attendees(item, "Resources", AttendeeRole::Resource, &mut people);
+    Ok(CalendarItem {
+        change_key: item_id
+            .and_then(|i| i.attr("ChangeKey"))
+            .unwrap_or("")
+            .to_string(),
+        subject: item
+            .child_text(TYPES_NS, "Subject")
+            .unwrap_or("")
+            .to_string(),
+        location: item
+            .child_text(TYPES_NS, "Location")
+            .unwrap_or("")
+            .to_string(),
+        body: item
+            .child(TYPES_NS, "Body")
+            .map(|b| b.text.clone())
+            .unwrap_or_default(),
+        start,
+        end,
+        is_all_day: flag(item, "IsAllDayEvent").unwrap_or(false),
+        zone,
+        free_busy,
+        response,
+        is_meeting: flag(item, "IsMeeting").unwrap_or(false),
+        is_cancelled: flag(item, "IsCancelled").unwrap_or(false),
+        kind,
+        sensitivity,
+        reminder_minutes,
+        created: instant(item, "DateTimeCreated", &id)?,
+        modified: instant(item, "LastModifiedTime", &id)?,
+        attendees: people,
+        id,
+    })
+}
+
+/// Read a FindItem (CalendarView) reply: one page of items.
+pub fn parse_find_item(reply: &str) -> Result<(CalendarPage, Vec<ItemError>), EwsError> {
+    let root = xml::parse(reply)?;
+    let body = body(&root)?;
+    let message = response_messages(body)?
+        .into_iter()
+        .next()
+        .ok_or(EwsError::Unexpected {
+            expected: "FindItemResponseMessage",
+        })?
+        .into_result()?;
+    let folder = message
+        .element
+        .child(MESSAGES_NS, "RootFolder")
+        .ok_or(EwsError::Unexpected {
+            expected: "RootFolder",
+        })?;
+    let mut items = Vec::new();
+    let mut problems = Vec::new();
+    if let Some(list) = folder.child(TYPES_NS, "Items") {
+        for element in list.children_named(TYPES_NS, "CalendarItem") {
+            match calendar_item(element) {
+                Ok(item) => items.push(item),
+                Err(problem) => problems.push(problem),
+            }
+        }
+    }
+    let page = CalendarPage {
+        items,
+        includes_last_item_in_range: folder.attr("IncludesLastItemInRange") != Some("false"),
+        total_items_in_view: folder.attr("TotalItemsInView").and_then(|t| t.parse().ok()),
+    };
+    Ok((page, problems))
+}
+
+/// Read a GetItem reply: one result per requested id, in request order (a batch can
+/// fail for some items and not others).
+pub fn parse_get_item(reply: &str) -> Result<Vec<Result<CalendarItem, EwsError>>, EwsError> {
+    let root = xml::parse(reply)?;
+    let body = body(&root)?;
+    let mut results = Vec::new();
+    for message in response_messages(body)? {
+        match message.into_result() {
+            Err(error) => results.push(Err(error)),
+            Ok(message) => {
+                let items = message.element.child(MESSAGES_NS, "Items");
+                for element in items
+                    .into_iter()
+                    .flat_map(|i| i.children_named(TYPES_NS, "CalendarItem"))
+                {
+                    results.push(calendar_item(element).map_err(EwsError::from));
+                }
+            }
+        }
+    }
+    Ok(results)
+}
