@@ -3,7 +3,8 @@
 //! Mapping: `LegacyFreeBusyStatus` → free-busy; `MyResponseType` → response
 //! (`NoResponseReceived` → no-response); `CalendarItemType` → kind (`RecurringMaster`,
 //! `Occurrence`, `Exception`, else single); `Sensitivity`; `IsAllDayEvent`, with the
-//! zone the item was made in from `StartTimeZone/@Id` (2010+) or `TimeZone` (2007);
+//! zone the item was made in from `StartTimeZoneId` (2013+) or `StartTimeZone/@Id`
+//! (2010+; `TimeZone` is a display string and is not read);
 //! `ReminderMinutesBeforeStart` only when `ReminderIsSet` is not false;
 //! `DateTimeCreated`, `LastModifiedTime`; attendees from `RequiredAttendees`,
 //! `OptionalAttendees` and `Resources`. A field Exchange did not send takes the
@@ -113,11 +114,22 @@ pub fn calendar_item(item: &Element) -> Result<CalendarItem, ItemError> {
         Some("Confidential") => Sensitivity::Confidential,
         _ => Sensitivity::Normal,
     };
+    // `StartTimeZoneId` (2013+) or `StartTimeZone/@Id` (2010+), normally a Windows id.
+    // `TimeZone` is a display string ("(UTC+01:00) Amsterdam…") and never read as an id.
     let zone = item
-        .child(TYPES_NS, "StartTimeZone")
-        .and_then(|z| z.attr("Id"))
-        .or_else(|| item.child_text(TYPES_NS, "TimeZone"))
-        .filter(|z| !z.is_empty())
+        .child_text(TYPES_NS, "StartTimeZoneId")
+        .or_else(|| {
+            item.child(TYPES_NS, "StartTimeZone")
+                .and_then(|z| z.attr("Id"))
+        })
+        .map(|z| {
+            if z == "tzone://Microsoft/Utc" {
+                "UTC"
+            } else {
+                z
+            }
+        })
+        .filter(|z| !z.is_empty() && *z != "Customized Time Zone")
         .map(str::to_string);
     let reminder_minutes = match flag(item, "ReminderIsSet") {
         Some(false) => None,
