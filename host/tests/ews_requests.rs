@@ -233,7 +233,15 @@ fn every_request_validates_against_the_ews_schema() {
             );
         }
     }
-    assert_eq!(messages.len(), 26);
+    for (what, keep) in [("push-result-ok", true), ("push-result-unsubscribe", false)] {
+        let answer = calvert::ews::notification::send_notification_result(keep);
+        assert!(xml::parse(&answer).is_ok());
+        messages.push((
+            what.to_string(),
+            part(&answer, "<soap:Body>", "</soap:Body>"),
+        ));
+    }
+    assert_eq!(messages.len(), 28);
     validate("types.xsd", &types);
     validate("messages.xsd", &messages);
 }

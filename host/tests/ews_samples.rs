@@ -325,3 +325,133 @@ fn attendees_and_resources_are_mapped() {
     let missing = results[1].as_ref().unwrap_err();
     assert_eq!(missing.action(), EwsAction::TreatAsDeleted);
 }
+
+mod notifications {
+    use super::*;
+    use calvert::ews::calendar::{Change, parse_sync_folder_items};
+    use calvert::ews::notification::{ConnectionStatus, EventKind, parse_events, parse_subscribe};
+
+    #[test]
+    fn pull_subscribe_reply() {
+        let Some(text) = read(
+            "doc-samples/subscribe-operation.02.Successful-Pull-Subscription-Subscribe-response-ex.xml",
+        ) else {
+            return;
+        };
+        let subscribed = parse_subscribe(&text).unwrap();
+        assert_eq!(
+            subscribed.subscription_id,
+            "39ea5d0f-f062-455e-a1e9-89c0304390f4"
+        );
+        assert_eq!(
+            subscribed.watermark.as_deref(),
+            Some("AAAAAHgGAAAAAAAAAQ==")
+        );
+    }
+
+    #[test]
+    fn get_events_reply() {
+        let Some(text) =
+            read("doc-samples/getevents-operation.02.Successful-GetEvents-response-example.xml")
+        else {
+            return;
+        };
+        let reply = parse_events(&text).unwrap();
+        assert!(reply.failed.is_empty());
+        let n = &reply.notifications[0];
+        assert_eq!(n.subscription_id, "f6bc657d-dde1-4f94-952d-143b95d6483d");
+        assert_eq!(
+            n.previous_watermark.as_deref(),
+            Some("AAAAAMAGAAAAAAAAAQ==")
+        );
+        assert!(!n.more_events);
+        let kinds: Vec<_> = n
+            .events
+            .iter()
+            .map(|e| (e.kind, e.watermark.as_deref(), e.item_id.as_deref()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (
+                    EventKind::NewMail,
+                    Some("AAAAAM4GAAAAAAAAAQ=="),
+                    Some("AQApAHR")
+                ),
+                (
+                    EventKind::NewMail,
+                    Some("AAAAAOQGAAAAAAAAAQ=="),
+                    Some("AQApAHRw")
+                )
+            ]
+        );
+        assert_eq!(n.events[0].at, Some(at("2006-08-22T00:36:29Z")));
+    }
+
+    #[test]
+    fn push_status_event_and_streaming_close() {
+        let Some(text) = read("lib-test-samples/exchangelib.push.SendNotification.StatusEvent.xml")
+        else {
+            return;
+        };
+        let reply = parse_events(&text).unwrap();
+        assert_eq!(reply.notifications[0].events[0].kind, EventKind::Status);
+        assert_eq!(
+            reply.notifications[0].events[0].watermark.as_deref(),
+            Some("BBBBB=")
+        );
+        let Some(text) =
+            read("lib-test-samples/exchangelib.GetStreamingEvents.ConnectionStatusClosed.xml")
+        else {
+            return;
+        };
+        assert_eq!(
+            parse_events(&text).unwrap().connection,
+            Some(ConnectionStatus::Closed)
+        );
+    }
+
+    #[test]
+    fn subscription_errors_on_an_open_stream_still_resubscribe() {
+        let reply = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>
+          <m:GetStreamingEventsResponse xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">
+          <m:ResponseMessages><m:GetStreamingEventsResponseMessage ResponseClass="Error">
+            <m:MessageText>Subscription not found.</m:MessageText><m:ResponseCode>ErrorSubscriptionNotFound</m:ResponseCode>
+            <m:ErrorSubscriptionIds><m:SubscriptionId>JwBkYj</m:SubscriptionId></m:ErrorSubscriptionIds>
+            <m:ConnectionStatus>OK</m:ConnectionStatus>
+          </m:GetStreamingEventsResponseMessage></m:ResponseMessages></m:GetStreamingEventsResponse></s:Body></s:Envelope>"#;
+        let reply = parse_events(reply).unwrap();
+        assert_eq!(reply.connection, Some(ConnectionStatus::Open));
+        let (ids, error) = &reply.failed[0];
+        assert_eq!(ids, &["JwBkYj".to_string()]);
+        assert_eq!(error.action(), EwsAction::Resubscribe);
+    }
+
+    #[test]
+    fn sync_folder_items_changes_and_invalid_state() {
+        let Some(text) = read(
+            "doc-samples/syncfolderitems-operation.02.Successful-SyncFolderItems-Response.xml",
+        ) else {
+            return;
+        };
+        let round = parse_sync_folder_items(&text).unwrap();
+        assert_eq!(round.sync_state, "H4sIAAAAA=");
+        assert!(round.includes_last_item_in_range);
+        assert_eq!(
+            round.changes,
+            [Change::Upserted {
+                id: "AQApAHRwA==".into(),
+                change_key: "CwAAABYA".into()
+            }]
+        );
+        let Some(text) =
+            read("doc-samples/syncfolderitems-operation.03.SyncFolderItems-error-response.xml")
+        else {
+            return;
+        };
+        assert_eq!(
+            parse_sync_folder_items(&text).unwrap_err().action(),
+            EwsAction::FullResync
+        );
+    }
+}

@@ -243,3 +243,77 @@ pub fn parse_get_item(reply: &str) -> Result<Vec<Result<CalendarItem, EwsError>>
     }
     Ok(results)
 }
+
+/// One change a SyncFolderItems reply reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Created or updated: read the item (GetItem) for its fields.
+    Upserted {
+        id: String,
+        change_key: String,
+    },
+    Deleted {
+        id: String,
+    },
+}
+
+/// One SyncFolderItems round: the changes, the state to persist once they are
+/// applied, and whether more rounds follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncRound {
+    pub changes: Vec<Change>,
+    pub sync_state: String,
+    pub includes_last_item_in_range: bool,
+}
+
+/// Read a SyncFolderItems reply. `ErrorInvalidSyncStateData` comes back as an error
+/// whose action is a full resync.
+pub fn parse_sync_folder_items(reply: &str) -> Result<SyncRound, EwsError> {
+    let root = xml::parse(reply)?;
+    let message = response_messages(body(&root)?)?
+        .into_iter()
+        .next()
+        .ok_or(EwsError::Unexpected {
+            expected: "SyncFolderItemsResponseMessage",
+        })?
+        .into_result()?;
+    let element = message.element;
+    let sync_state = element
+        .child_text(MESSAGES_NS, "SyncState")
+        .ok_or(EwsError::Unexpected {
+            expected: "SyncState",
+        })?
+        .to_string();
+    let mut changes = Vec::new();
+    for change in element
+        .child(MESSAGES_NS, "Changes")
+        .into_iter()
+        .flat_map(|c| c.children.iter())
+    {
+        // Create/Update wrap the item (any item type); Delete carries the ItemId itself.
+        let id_element = change.child(TYPES_NS, "ItemId").or_else(|| {
+            change
+                .children
+                .iter()
+                .find_map(|item| item.child(TYPES_NS, "ItemId"))
+        });
+        let Some(id_element) = id_element else {
+            continue;
+        };
+        let id = id_element.attr("Id").unwrap_or("").to_string();
+        match change.name.as_str() {
+            "Create" | "Update" => changes.push(Change::Upserted {
+                id,
+                change_key: id_element.attr("ChangeKey").unwrap_or("").to_string(),
+            }),
+            "Delete" => changes.push(Change::Deleted { id }),
+            _ => {}
+        }
+    }
+    Ok(SyncRound {
+        changes,
+        sync_state,
+        includes_last_item_in_range: element.child_text(MESSAGES_NS, "IncludesLastItemInRange")
+            != Some("false"),
+    })
+}

@@ -7,6 +7,7 @@
 //! HTML error page with status 200, a truncated body) is a clear error.
 
 pub mod calendar;
+pub mod notification;
 pub mod request;
 pub mod response;
 pub mod xml;
