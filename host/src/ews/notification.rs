@@ -231,10 +231,7 @@ impl StreamSplitter {
     pub fn push(&mut self, chunk: &str) -> Result<Vec<String>, XmlError> {
         self.buffer.push_str(chunk);
         let mut complete = Vec::new();
-        loop {
-            let Some((start, name)) = root_start(&self.buffer) else {
-                break;
-            };
+        while let Some((start, name)) = root_start(&self.buffer) {
             let close = format!("</{name}>");
             let Some(end) = self.buffer[start..]
                 .find(&close)
