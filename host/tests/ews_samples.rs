@@ -455,3 +455,75 @@ mod notifications {
         );
     }
 }
+
+mod autodiscover {
+    use super::*;
+    use calvert::ews::autodiscover::{
+        AutodiscoverError, Discovery, get_user_settings_request, parse_get_user_settings, parse_pox,
+    };
+
+    #[test]
+    fn get_user_settings_reply_without_an_ews_url_says_so() {
+        // The documented reply lists settings but no EWS URL (it was not requested).
+        let Some(text) = read(
+            "doc-samples/getusersettings-operation-soap.02.GetUserSettings-response-example.xml",
+        ) else {
+            return;
+        };
+        assert_eq!(
+            parse_get_user_settings(&text),
+            Err(AutodiscoverError::NoEwsUrl)
+        );
+        let with_url = text.replace(
+            "<Name>CasVersion</Name>",
+            "<Name>ExternalEwsUrl</Name><Value>https://mail.contoso.com/EWS/Exchange.asmx</Value></UserSetting><UserSetting><Name>CasVersion</Name>",
+        );
+        let Ok(Discovery::Found(settings)) = parse_get_user_settings(&with_url) else {
+            panic!("settings")
+        };
+        assert_eq!(
+            settings.ews_url,
+            "https://mail.contoso.com/EWS/Exchange.asmx"
+        );
+        assert_eq!(settings.display_name.as_deref(), Some("UserDisplayName"));
+    }
+
+    #[test]
+    fn redirects_in_soap_and_pox() {
+        let Some(text) =
+            read("doc-samples/handling-autodiscover-error-messages.01.Autodiscover-errors.xml")
+        else {
+            return;
+        };
+        assert_eq!(
+            parse_get_user_settings(&text),
+            Ok(Discovery::RedirectAddress("elvin@mail.contoso.com".into()))
+        );
+        let Some(text) =
+            read("doc-samples/handling-autodiscover-error-messages.02.Autodiscover-errors.xml")
+        else {
+            return;
+        };
+        assert_eq!(
+            parse_pox(&text),
+            Ok(Discovery::RedirectAddress("elvin@mail.contoso.com".into()))
+        );
+    }
+
+    #[test]
+    fn the_request_is_well_formed_and_escaped() {
+        let request = get_user_settings_request(
+            "kim&co@flexi.se",
+            "https://flexi.se/autodiscover/autodiscover.svc",
+        );
+        let root = xml::parse(&request).unwrap();
+        assert!(request.contains("kim&amp;co@flexi.se"));
+        assert!(
+            root.find(
+                calvert::ews::autodiscover::AUTODISCOVER_NS,
+                "GetUserSettingsRequestMessage"
+            )
+            .is_some()
+        );
+    }
+}

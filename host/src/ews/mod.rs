@@ -6,6 +6,7 @@
 //! tree ([`xml`]); replies are capped in size and anything that is not EWS XML (an
 //! HTML error page with status 200, a truncated body) is a clear error.
 
+pub mod autodiscover;
 pub mod calendar;
 pub mod notification;
 pub mod request;
