@@ -29,6 +29,47 @@ enum Command {
     Demo,
     /// List what the core component imports (nothing) and exports.
     Inspect,
+    /// Test the connection to an Exchange server: read a mailbox's calendar and decide.
+    ///
+    /// The password comes from the CALVERT_EWS_PASSWORD environment variable or
+    /// --password-file, never from the command line.
+    Check {
+        /// The mailbox to read, e.g. kim@flexi.se.
+        mailbox: String,
+        /// The EWS URL, e.g. https://mail1.flexi.se/EWS/Exchange.asmx.
+        #[arg(long)]
+        url: String,
+        /// The service account that impersonates the mailbox.
+        #[arg(long)]
+        user: String,
+        /// A file holding the service account's password.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// Extra CA certificates (PEM) to trust for the server.
+        #[arg(long)]
+        ca_bundle: Option<PathBuf>,
+        /// The user's time zone (IANA or Windows id).
+        #[arg(long, default_value = "UTC")]
+        zone: String,
+        /// A trigger word and its reason code, as word=REASON; repeatable.
+        #[arg(long = "trigger", value_parser = parse_trigger)]
+        triggers: Vec<(String, String)>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Seconds to wait for the server.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+}
+
+fn parse_trigger(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((word, reason)) if !word.trim().is_empty() && !reason.trim().is_empty() => {
+            Ok((word.trim().to_string(), reason.trim().to_string()))
+        }
+        _ => Err(format!("{text:?} is not word=REASON, e.g. lunch=LUNCH")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -74,6 +115,66 @@ fn run(command: Command) -> Result<ExitCode, String> {
         Command::Demo => {
             let timeline = calvert::demo::run(&mut core.instance()).map_err(|e| e.to_string())?;
             print!("{timeline}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check {
+            mailbox,
+            url,
+            user,
+            password_file,
+            ca_bundle,
+            zone,
+            triggers,
+            json,
+            timeout,
+        } => {
+            let password = match password_file {
+                Some(path) => std::fs::read_to_string(&path)
+                    .map(|p| p.trim_end_matches(['\r', '\n']).to_string())
+                    .map_err(|e| {
+                        format!("cannot read the password file {}: {e}", path.display())
+                    })?,
+                None => std::env::var("CALVERT_EWS_PASSWORD").map_err(|_| {
+                    "no password: set CALVERT_EWS_PASSWORD or give --password-file".to_string()
+                })?,
+            };
+            let client = calvert::ews::client::EwsClient::new(calvert::ews::client::ServerConfig {
+                url,
+                user,
+                password,
+                ca_bundle,
+                timeout: std::time::Duration::from_secs(timeout),
+                version: calvert::ews::request::ServerVersion::Exchange2010Sp2,
+            })
+            .map_err(|e| e.to_string())?;
+            let triggers: Vec<_> = triggers
+                .into_iter()
+                .map(|(word, reason)| calvert::component::wit::Trigger { word, reason })
+                .collect();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .map_err(|e| format!("the system clock is before 1970: {e}"))?;
+            let mut instance = core.instance();
+            let report = runtime
+                .block_on(calvert::check::run(
+                    &client,
+                    &mut instance,
+                    &mailbox,
+                    &zone,
+                    &triggers,
+                    now,
+                ))
+                .map_err(|e| e.to_string())?;
+            if json {
+                println!("{}", report.json());
+            } else {
+                print!("{}", report.text(&mut instance));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Inspect => {

@@ -8,6 +8,7 @@
 
 pub mod autodiscover;
 pub mod calendar;
+pub mod client;
 pub mod notification;
 pub mod request;
 pub mod response;

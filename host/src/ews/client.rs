@@ -1,0 +1,284 @@
+//! The EWS transport: HTTP(S) to one Exchange server with a service account, and the
+//! calendar reads built on it.
+//!
+//! - TLS is rustls (https by default; plain http only when the server is configured
+//!   without SSL); an optional CA bundle is added to the trusted roots.
+//! - Every mailbox call impersonates the mailbox and sends `X-AnchorMailbox`.
+//! - HTTP 401, 503 and unreadable replies become [`ClientError`]s that say what to do;
+//!   a SOAP body is read whatever the status (Exchange sends faults with 500).
+//! - Reads are capped at [`MAX_REPLY_BYTES`].
+//!
+//! Authentication here is Basic; NTLM and OAuth come with the rest of issue 3.
+
+use std::time::Duration;
+
+use super::calendar::{CalendarPage, parse_find_item, parse_get_item};
+use super::request::{Mailbox, Request, ServerVersion};
+use super::response::{EwsAction, EwsError};
+use super::xml::{MAX_REPLY_BYTES, XmlError};
+use crate::component::wit::CalendarItem;
+
+/// Items fetched per GetItem call.
+pub const GET_ITEM_BATCH: usize = 50;
+/// How often a window is split in two when a page does not hold all its items.
+const MAX_SPLITS: u32 = 8;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The EWS URL, e.g. `https://mail1.flexi.se/EWS/Exchange.asmx`.
+    pub url: String,
+    pub user: String,
+    pub password: String,
+    /// PEM file of extra CA certificates to trust.
+    pub ca_bundle: Option<std::path::PathBuf>,
+    pub timeout: Duration,
+    pub version: ServerVersion,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("the EWS URL {url:?} is not usable: {reason}")]
+    Config { url: String, reason: String },
+    #[error("cannot reach {url}: {reason}; check the host name, the port and the network path")]
+    Unreachable { url: String, reason: String },
+    #[error(
+        "the TLS connection to {url} failed: {reason}; check the certificate, or give the server's CA bundle"
+    )]
+    Tls { url: String, reason: String },
+    #[error(
+        "{url} refused the service account {user:?} (HTTP 401): check the user name and password"
+    )]
+    Unauthorized { url: String, user: String },
+    #[error(
+        "{url} answered HTTP {status} with no EWS reply; Exchange is busy or down: Calvert retries later"
+    )]
+    Unavailable { url: String, status: u16 },
+    #[error(
+        "{url} answered HTTP {status} without SOAP: check the EWS URL (it should end in /EWS/Exchange.asmx)"
+    )]
+    Http { url: String, status: u16 },
+    #[error("{url}: {error}")]
+    Ews { url: String, error: EwsError },
+}
+
+impl ClientError {
+    /// What to do about it.
+    pub fn action(&self) -> EwsAction {
+        match self {
+            ClientError::Ews { error, .. } => error.action(),
+            ClientError::Unreachable { .. } | ClientError::Unavailable { .. } => {
+                EwsAction::RetryLater
+            }
+            _ => EwsAction::Fail,
+        }
+    }
+}
+
+/// One Exchange server, reached with one service account.
+#[derive(Debug, Clone)]
+pub struct EwsClient {
+    http: reqwest::Client,
+    config: ServerConfig,
+}
+
+impl EwsClient {
+    pub fn new(config: ServerConfig) -> Result<Self, ClientError> {
+        let bad = |reason: String| ClientError::Config {
+            url: config.url.clone(),
+            reason,
+        };
+        let url = reqwest::Url::parse(&config.url).map_err(|e| bad(e.to_string()))?;
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(bad(
+                "use https:// (or http:// for a server configured without SSL)".into(),
+            ));
+        }
+        let mut builder = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(path) = &config.ca_bundle {
+            let pem = std::fs::read(path).map_err(|e| {
+                bad(format!(
+                    "the CA bundle {} cannot be read: {e}",
+                    path.display()
+                ))
+            })?;
+            for certificate in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| bad(format!("the CA bundle {} is not PEM: {e}", path.display())))?
+            {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let http = builder.build().map_err(|e| bad(e.to_string()))?;
+        Ok(EwsClient { http, config })
+    }
+
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    fn request<'a>(&self, mailbox: Option<&'a Mailbox>) -> Request<'a> {
+        Request {
+            version: self.config.version,
+            mailbox,
+        }
+    }
+
+    /// POST one SOAP request; the reply text when it is XML to read.
+    pub async fn call(
+        &self,
+        mailbox: Option<&Mailbox>,
+        envelope: String,
+    ) -> Result<String, ClientError> {
+        let url = &self.config.url;
+        let mut request = self
+            .http
+            .post(url)
+            .basic_auth(&self.config.user, Some(&self.config.password))
+            .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")
+            .body(envelope);
+        if let Some(mailbox) = mailbox {
+            request = request.header("X-AnchorMailbox", mailbox.anchor());
+        }
+        let response = request.send().await.map_err(|e| self.transport_error(e))?;
+        let status = response.status().as_u16();
+        if status == 401 {
+            return Err(ClientError::Unauthorized {
+                url: url.clone(),
+                user: self.config.user.clone(),
+            });
+        }
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_REPLY_BYTES as u64)
+        {
+            return Err(self.ews(
+                XmlError::TooLarge {
+                    bytes: response.content_length().unwrap_or(0) as usize,
+                    limit: MAX_REPLY_BYTES,
+                }
+                .into(),
+            ));
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        if body.len() > MAX_REPLY_BYTES {
+            return Err(self.ews(
+                XmlError::TooLarge {
+                    bytes: body.len(),
+                    limit: MAX_REPLY_BYTES,
+                }
+                .into(),
+            ));
+        }
+        let text = String::from_utf8_lossy(&body).into_owned();
+        let looks_soap = text.contains("Envelope");
+        match status {
+            200 | 500 if looks_soap => Ok(text),
+            200 => Ok(text), // the reader says what it is (HTML, empty, cut off)
+            502..=504 => Err(ClientError::Unavailable {
+                url: url.clone(),
+                status,
+            }),
+            _ => Err(ClientError::Http {
+                url: url.clone(),
+                status,
+            }),
+        }
+    }
+
+    fn ews(&self, error: EwsError) -> ClientError {
+        ClientError::Ews {
+            url: self.config.url.clone(),
+            error,
+        }
+    }
+
+    fn transport_error(&self, error: reqwest::Error) -> ClientError {
+        let url = self.config.url.clone();
+        let mut reason = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(inner) = source {
+            reason = format!("{reason}: {inner}");
+            source = inner.source();
+        }
+        let lower = reason.to_ascii_lowercase();
+        if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+            ClientError::Tls { url, reason }
+        } else {
+            ClientError::Unreachable { url, reason }
+        }
+    }
+
+    /// One CalendarView page of [start, end).
+    pub async fn find_page(
+        &self,
+        mailbox: &Mailbox,
+        start: i64,
+        end: i64,
+        max: u32,
+    ) -> Result<CalendarPage, ClientError> {
+        let text = self
+            .call(
+                Some(mailbox),
+                self.request(Some(mailbox))
+                    .find_calendar_view(start, end, max),
+            )
+            .await?;
+        let (page, _unreadable) = parse_find_item(&text).map_err(|e| self.ews(e))?;
+        Ok(page)
+    }
+
+    /// Every concrete item overlapping [start, end), with the fields only GetItem
+    /// returns. A window whose page is not complete is split in two (CalendarView
+    /// has no paging), at most [`MAX_SPLITS`] times deep; items are de-duplicated by id.
+    pub async fn calendar(
+        &self,
+        mailbox: &Mailbox,
+        start: i64,
+        end: i64,
+        page_size: u32,
+    ) -> Result<Vec<CalendarItem>, ClientError> {
+        let mut windows = vec![(start, end, 0u32)];
+        let mut found: std::collections::BTreeMap<String, CalendarItem> =
+            std::collections::BTreeMap::new();
+        while let Some((from, to, depth)) = windows.pop() {
+            let page = self.find_page(mailbox, from, to, page_size).await?;
+            if !page.includes_last_item_in_range && depth < MAX_SPLITS && to - from > 60 {
+                let middle = from + (to - from) / 2;
+                windows.push((middle, to, depth + 1));
+                windows.push((from, middle, depth + 1));
+                continue;
+            }
+            if !page.includes_last_item_in_range {
+                return Err(self.ews(EwsError::Response {
+                    code: "ErrorExceededFindCountLimit".into(),
+                    text: format!("more than {page_size} items in one minute of the calendar"),
+                    back_off: None,
+                }));
+            }
+            for item in page.items {
+                found.insert(item.id.clone(), item);
+            }
+        }
+        let ids: Vec<String> = found.keys().cloned().collect();
+        let mut items = Vec::with_capacity(ids.len());
+        for batch in ids.chunks(GET_ITEM_BATCH) {
+            let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+            let text = self
+                .call(Some(mailbox), self.request(Some(mailbox)).get_items(&refs))
+                .await?;
+            for result in parse_get_item(&text).map_err(|e| self.ews(e))? {
+                match result {
+                    Ok(item) => items.push(item),
+                    // Deleted between FindItem and GetItem: gone, as the next read shows.
+                    Err(error) if error.action() == EwsAction::TreatAsDeleted => {}
+                    Err(error) => return Err(self.ews(error)),
+                }
+            }
+        }
+        Ok(items)
+    }
+}

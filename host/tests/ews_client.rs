@@ -1,0 +1,319 @@
+//! Calvert's EWS client against the Exchange simulator: reads, and every injected
+//! fault becomes a clear, typed error with its action.
+
+use std::time::Duration;
+
+use calvert::component::wit::{FreeBusy, Response, Trigger};
+use calvert::ews::client::{ClientError, EwsClient, ServerConfig};
+use calvert::ews::request::{Mailbox, ServerVersion};
+use calvert::ews::response::EwsAction;
+use calvert::ews::xml::XmlError;
+use calvert_exchange_sim::{Exchange, Fault, Server, SimItem, start};
+
+const NOW: i64 = 1_795_597_200; // 2026-11-25T10:00:00+01:00
+
+async fn simulator() -> Server {
+    let exchange = Exchange::default();
+    exchange.add_account(
+        "calvert",
+        "secret",
+        Some(&["kim@flexi.se", "ghost@flexi.se"]),
+    );
+    exchange.add_mailbox("kim@flexi.se");
+    exchange.add_mailbox("eva@flexi.se");
+    exchange.put_item(
+        "kim@flexi.se",
+        SimItem::appointment("kim-1", "Lunch med Eva", NOW - 600, NOW + 1800),
+    );
+    let mut meeting = SimItem::appointment("kim-2", "Möte <budget> & plan", NOW + 3600, NOW + 7200);
+    meeting.is_meeting = true;
+    meeting.my_response = "NoResponseReceived".into();
+    exchange.put_item("kim@flexi.se", meeting);
+    start(exchange).await.expect("the simulator starts")
+}
+
+fn client(server: &Server, password: &str) -> EwsClient {
+    EwsClient::new(ServerConfig {
+        url: server.ews_url(),
+        user: "calvert".into(),
+        password: password.into(),
+        ca_bundle: None,
+        timeout: Duration::from_secs(5),
+        version: ServerVersion::Exchange2016,
+    })
+    .expect("a valid configuration")
+}
+
+fn kim() -> Mailbox {
+    Mailbox {
+        primary_smtp: "kim@flexi.se".into(),
+    }
+}
+
+#[tokio::test]
+async fn reads_the_calendar_window_and_decides() {
+    let server = simulator().await;
+    let client = client(&server, "secret");
+    let items = client
+        .calendar(&kim(), NOW - 86_400, NOW + 86_400, 1000)
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 2);
+    let meeting = items.iter().find(|i| i.id == "kim-2").unwrap();
+    assert_eq!(meeting.subject, "Möte <budget> & plan");
+    assert!(meeting.is_meeting);
+    assert_eq!(
+        (meeting.free_busy, meeting.response),
+        (FreeBusy::Busy, Response::NoResponse)
+    );
+    assert!(meeting.change_key.starts_with("CK-kim-2"));
+    assert_eq!(server.exchange.requests(), ["FindItem", "GetItem"]);
+
+    let mut core = calvert::DecisionCore::load().unwrap().instance();
+    let triggers = [Trigger {
+        word: "lunch".into(),
+        reason: "LUNCH".into(),
+    }];
+    let report = calvert::check::run(
+        &client,
+        &mut core,
+        "kim@flexi.se",
+        "Europe/Stockholm",
+        &triggers,
+        NOW,
+    )
+    .await
+    .unwrap();
+    let diversion = report.decision.diversion.clone().unwrap();
+    assert_eq!(
+        (diversion.reason.as_str(), diversion.until),
+        ("LUNCH", NOW + 1800)
+    );
+    assert!(report.text(&mut core).contains("diverted, reason LUNCH"));
+}
+
+#[tokio::test]
+async fn a_window_with_more_items_than_a_page_is_split() {
+    let server = simulator().await;
+    for i in 0..30 {
+        let start = NOW + i * 1800;
+        server.exchange.put_item(
+            "kim@flexi.se",
+            SimItem::appointment(&format!("many-{i:02}"), "Kund", start, start + 900),
+        );
+    }
+    let items = client(&server, "secret")
+        .calendar(&kim(), NOW - 86_400, NOW + 86_400, 8)
+        .await
+        .unwrap();
+    assert_eq!(
+        items.len(),
+        32,
+        "every item once, none lost at the split points"
+    );
+    let finds = server
+        .exchange
+        .requests()
+        .iter()
+        .filter(|r| *r == "FindItem")
+        .count();
+    assert!(finds > 3, "the window was split ({finds} FindItem calls)");
+}
+
+#[tokio::test]
+async fn wrong_password_names_the_account() {
+    let server = simulator().await;
+    let err = client(&server, "wrong")
+        .calendar(&kim(), NOW, NOW + 3600, 1000)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Unauthorized { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("\"calvert\"") && err.to_string().contains("password"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn impersonation_denied_and_missing_mailbox() {
+    let server = simulator().await;
+    let client = client(&server, "secret");
+    let eva = Mailbox {
+        primary_smtp: "eva@flexi.se".into(),
+    };
+    let err = client
+        .calendar(&eva, NOW, NOW + 3600, 1000)
+        .await
+        .unwrap_err();
+    assert_eq!(err.action(), EwsAction::MailboxNotAllowed);
+    assert!(
+        err.to_string().contains("ApplicationImpersonation"),
+        "{err}"
+    );
+    let ghost = Mailbox {
+        primary_smtp: "ghost@flexi.se".into(),
+    };
+    let err = client
+        .calendar(&ghost, NOW, NOW + 3600, 1000)
+        .await
+        .unwrap_err();
+    assert_eq!(err.action(), EwsAction::Rediscover, "{err}");
+}
+
+#[tokio::test]
+async fn injected_faults_become_typed_errors() {
+    let server = simulator().await;
+    let client = client(&server, "secret");
+    let mailbox = kim();
+    let read = || client.calendar(&mailbox, NOW, NOW + 3600, 1000);
+
+    server
+        .exchange
+        .inject(Fault::ServerBusy { back_off_ms: 1500 });
+    match read().await.unwrap_err() {
+        ClientError::Ews { error, .. } => {
+            assert_eq!(error.action(), EwsAction::RetryLater);
+            assert_eq!(error.back_off(), Some(Duration::from_millis(1500)));
+        }
+        other => panic!("expected ErrorServerBusy, got {other:?}"),
+    }
+
+    server.exchange.inject(Fault::Status(503));
+    let err = read().await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::Unavailable { status: 503, .. }),
+        "{err:?}"
+    );
+    assert_eq!(err.action(), EwsAction::RetryLater);
+
+    server.exchange.inject(Fault::HtmlPage);
+    let err = read().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Ews {
+                error: calvert::ews::response::EwsError::Xml(XmlError::NotXml { .. }),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("HTML"), "{err}");
+
+    server.exchange.inject(Fault::Truncated);
+    let err = read().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Ews {
+                error: calvert::ews::response::EwsError::Xml(XmlError::Malformed { .. }),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    // After the faults the server answers again.
+    assert_eq!(read().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn slow_and_unreachable_servers() {
+    let server = simulator().await;
+    server.exchange.inject(Fault::Slow(Duration::from_secs(3)));
+    let impatient = EwsClient::new(ServerConfig {
+        timeout: Duration::from_millis(300),
+        ..client(&server, "secret").config().clone()
+    })
+    .unwrap();
+    let err = impatient
+        .calendar(&kim(), NOW, NOW + 3600, 1000)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Unreachable { .. }), "{err:?}");
+    assert_eq!(err.action(), EwsAction::RetryLater);
+
+    let addr = server.addr;
+    drop(server);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let gone = EwsClient::new(ServerConfig {
+        url: format!("http://{addr}/EWS/Exchange.asmx"),
+        ..impatient.config().clone()
+    })
+    .unwrap();
+    let err = gone
+        .calendar(&kim(), NOW, NOW + 3600, 1000)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Unreachable { .. }), "{err:?}");
+}
+
+#[test]
+fn bad_urls_and_ca_bundles_are_configuration_errors() {
+    let config = ServerConfig {
+        url: "ftp://mail.flexi.se/EWS".into(),
+        user: "calvert".into(),
+        password: "x".into(),
+        ca_bundle: None,
+        timeout: Duration::from_secs(1),
+        version: ServerVersion::Exchange2016,
+    };
+    assert!(matches!(
+        EwsClient::new(config.clone()),
+        Err(ClientError::Config { .. })
+    ));
+    let missing = ServerConfig {
+        url: "https://mail.flexi.se/EWS/Exchange.asmx".into(),
+        ca_bundle: Some("/nonexistent/ca.pem".into()),
+        ..config
+    };
+    let err = EwsClient::new(missing).unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+}
+
+#[test]
+fn calvert_check_against_the_simulator() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(simulator());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    server.exchange.put_item(
+        "kim@flexi.se",
+        SimItem::appointment("kim-now", "Lunch", now - 300, now + 1200),
+    );
+    let run = |password: &str, extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_calvert"))
+            .args([
+                "check",
+                "kim@flexi.se",
+                "--url",
+                &server.ews_url(),
+                "--user",
+                "calvert",
+                "--zone",
+                "Europe/Stockholm",
+                "--trigger",
+                "lunch=LUNCH",
+            ])
+            .args(extra)
+            .env("CALVERT_EWS_PASSWORD", password)
+            .output()
+            .unwrap()
+    };
+    let out = run("secret", &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("now: diverted, reason LUNCH"), "{stdout}");
+    let out = run("secret", &["--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["diversion"]["item_id"], "kim-now");
+    let out = run("wrong", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("check the user name and password"));
+}

@@ -1,0 +1,497 @@
+//! An Exchange Web Services simulator, for Calvert's tests and demo.
+//!
+//! It serves `POST /EWS/Exchange.asmx` over HTTP on loopback, with mailboxes in
+//! memory, Basic authentication of service accounts, impersonation rights per
+//! account, and faults injected by the test. Its replies follow the shapes of the
+//! documented and genuine samples in `../shared/ews/` and are written here,
+//! independently of Calvert's own EWS code, so the two check each other.
+//!
+//! Operations so far: FindItem with a CalendarView (honouring MaxEntriesReturned and
+//! setting IncludesLastItemInRange), GetItem. Anything else answers
+//! `ErrorInvalidRequest`.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use base64::Engine;
+use quick_xml::Reader;
+use quick_xml::escape::escape;
+use quick_xml::events::Event;
+
+/// A calendar item as the simulator stores it (EWS's own words for the values).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimItem {
+    pub id: String,
+    pub change_key: String,
+    pub subject: String,
+    pub location: String,
+    pub start: i64,
+    pub end: i64,
+    pub all_day: bool,
+    /// Free, Tentative, Busy, OOF, WorkingElsewhere, NoData.
+    pub free_busy: String,
+    /// Unknown, Organizer, Tentative, Accept, Decline, NoResponseReceived.
+    pub my_response: String,
+    pub is_meeting: bool,
+    /// Single, Occurrence, Exception (RecurringMaster never appears in a CalendarView).
+    pub item_type: String,
+    pub sensitivity: String,
+}
+
+impl SimItem {
+    /// A busy appointment the mailbox owner organizes.
+    pub fn appointment(id: &str, subject: &str, start: i64, end: i64) -> Self {
+        SimItem {
+            id: id.into(),
+            change_key: format!("CK-{id}-1"),
+            subject: subject.into(),
+            location: String::new(),
+            start,
+            end,
+            all_day: false,
+            free_busy: "Busy".into(),
+            my_response: "Organizer".into(),
+            is_meeting: false,
+            item_type: "Single".into(),
+            sensitivity: "Normal".into(),
+        }
+    }
+}
+
+/// A fault for the next request(s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// An HTTP status with an empty body (503, 401, …).
+    Status(u16),
+    /// HTTP 500 with an ErrorServerBusy SOAP fault carrying BackOffMilliseconds.
+    ServerBusy { back_off_ms: u64 },
+    /// HTTP 200 with an HTML page, as a proxy's login page.
+    HtmlPage,
+    /// HTTP 200 with the reply cut in half.
+    Truncated,
+    /// Answer after a delay.
+    Slow(Duration),
+}
+
+#[derive(Debug, Default)]
+struct Mailbox {
+    items: BTreeMap<String, SimItem>,
+}
+
+#[derive(Debug, Default)]
+struct Account {
+    password: String,
+    /// Mailboxes it may impersonate; `None` is every mailbox.
+    may_impersonate: Option<BTreeSet<String>>,
+}
+
+#[derive(Debug, Default)]
+struct Directory {
+    mailboxes: BTreeMap<String, Mailbox>,
+    accounts: BTreeMap<String, Account>,
+    faults: VecDeque<Fault>,
+    requests: Vec<String>,
+}
+
+/// The simulator's state, shared with the server; the test's control API.
+#[derive(Debug, Clone, Default)]
+pub struct Exchange {
+    inner: Arc<Mutex<Directory>>,
+}
+
+impl Exchange {
+    fn lock(&self) -> MutexGuard<'_, Directory> {
+        // A panicking test thread must not take the simulator down with it.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn add_mailbox(&self, address: &str) {
+        self.lock()
+            .mailboxes
+            .entry(address.to_ascii_lowercase())
+            .or_default();
+    }
+
+    /// A service account; `may_impersonate` `None` means every mailbox.
+    pub fn add_account(&self, user: &str, password: &str, may_impersonate: Option<&[&str]>) {
+        let may = may_impersonate.map(|list| list.iter().map(|a| a.to_ascii_lowercase()).collect());
+        self.lock().accounts.insert(
+            user.to_string(),
+            Account {
+                password: password.to_string(),
+                may_impersonate: may,
+            },
+        );
+    }
+
+    /// Create or replace an item (a move or resize bumps the change key).
+    pub fn put_item(&self, mailbox: &str, mut item: SimItem) {
+        let mut directory = self.lock();
+        let items = &mut directory
+            .mailboxes
+            .entry(mailbox.to_ascii_lowercase())
+            .or_default()
+            .items;
+        if let Some(old) = items.get(&item.id) {
+            let version = old
+                .change_key
+                .rsplit('-')
+                .next()
+                .and_then(|v| v.parse::<u32>().ok())
+                .unwrap_or(1);
+            item.change_key = format!("CK-{}-{}", item.id, version + 1);
+        }
+        items.insert(item.id.clone(), item);
+    }
+
+    pub fn delete_item(&self, mailbox: &str, id: &str) {
+        if let Some(m) = self.lock().mailboxes.get_mut(&mailbox.to_ascii_lowercase()) {
+            m.items.remove(id);
+        }
+    }
+
+    /// Queue a fault for the next request.
+    pub fn inject(&self, fault: Fault) {
+        self.lock().faults.push_back(fault);
+    }
+
+    /// The operation names received so far, in order.
+    pub fn requests(&self) -> Vec<String> {
+        self.lock().requests.clone()
+    }
+}
+
+/// A running simulator.
+pub struct Server {
+    pub exchange: Exchange,
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// The EWS URL to give Calvert.
+    pub fn ews_url(&self) -> String {
+        format!("http://{}/EWS/Exchange.asmx", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Start a simulator on a free loopback port.
+pub async fn start(exchange: Exchange) -> std::io::Result<Server> {
+    start_on(exchange, "127.0.0.1:0".parse().expect("a loopback address")).await
+}
+
+pub async fn start_on(exchange: Exchange, addr: SocketAddr) -> std::io::Result<Server> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let app = Router::new()
+        .route("/EWS/Exchange.asmx", post(ews))
+        .with_state(exchange.clone());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(Server {
+        exchange,
+        addr,
+        task,
+    })
+}
+
+const SOAP: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+const TYPES: &str = "http://schemas.microsoft.com/exchange/services/2006/types";
+const MESSAGES: &str = "http://schemas.microsoft.com/exchange/services/2006/messages";
+
+/// What the simulator reads from a request.
+#[derive(Debug, Default)]
+struct Parsed {
+    operation: String,
+    impersonated: Option<String>,
+    view: Option<(i64, i64, usize)>,
+    item_ids: Vec<String>,
+}
+
+fn attr(e: &quick_xml::events::BytesStart<'_>, name: &[u8]) -> Option<String> {
+    e.attributes()
+        .flatten()
+        .find(|a| a.key.local_name().as_ref() == name)
+        .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
+}
+
+fn instant(text: &str) -> Option<i64> {
+    text.parse::<jiff::Timestamp>().ok().map(|t| t.as_second())
+}
+
+fn parse_request(body: &str) -> Result<Parsed, String> {
+    let mut reader = Reader::from_str(body);
+    let mut parsed = Parsed::default();
+    let mut in_body = false;
+    let mut in_smtp = false;
+    loop {
+        match reader.read_event().map_err(|e| format!("not XML: {e}"))? {
+            Event::Start(e) | Event::Empty(e) => {
+                let name = e.local_name();
+                let name = String::from_utf8_lossy(name.as_ref()).into_owned();
+                if in_body && parsed.operation.is_empty() {
+                    parsed.operation = name.clone();
+                }
+                match name.as_str() {
+                    "Body" => in_body = true,
+                    "PrimarySmtpAddress" => in_smtp = true,
+                    "CalendarView" => {
+                        let start = attr(&e, b"StartDate")
+                            .and_then(|t| instant(&t))
+                            .ok_or("bad StartDate")?;
+                        let end = attr(&e, b"EndDate")
+                            .and_then(|t| instant(&t))
+                            .ok_or("bad EndDate")?;
+                        let max = attr(&e, b"MaxEntriesReturned")
+                            .and_then(|m| m.parse().ok())
+                            .unwrap_or(1000);
+                        parsed.view = Some((start, end, max));
+                    }
+                    "ItemId" if parsed.operation == "GetItem" => {
+                        parsed.item_ids.extend(attr(&e, b"Id"))
+                    }
+                    _ => {}
+                }
+            }
+            Event::Text(t) if in_smtp => {
+                parsed.impersonated = Some(
+                    t.xml_content()
+                        .map_err(|e| e.to_string())?
+                        .trim()
+                        .to_ascii_lowercase(),
+                );
+                in_smtp = false;
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    Ok(parsed)
+}
+
+fn envelope(body: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{SOAP}"><s:Header><h:ServerVersionInfo MajorVersion="15" MinorVersion="2" MajorBuildNumber="1544" MinorBuildNumber="4" Version="V2018_01_08" xmlns:h="{TYPES}"/></s:Header><s:Body xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:xsd="http://www.w3.org/2001/XMLSchema">{body}</s:Body></s:Envelope>"#
+    )
+}
+
+fn fault(code: &str, message: &str, back_off_ms: Option<u64>) -> String {
+    let back_off = back_off_ms
+        .map(|ms| format!(r#"<t:MessageXml xmlns:t="{TYPES}"><t:Value Name="BackOffMilliseconds">{ms}</t:Value></t:MessageXml>"#))
+        .unwrap_or_default();
+    envelope(&format!(
+        r#"<s:Fault><faultcode xmlns:a="{TYPES}">a:{code}</faultcode><faultstring xml:lang="en-US">{msg}</faultstring><detail><e:ResponseCode xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">{code}</e:ResponseCode><e:Message xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">{msg}</e:Message>{back_off}</detail></s:Fault>"#,
+        msg = escape(message)
+    ))
+}
+
+fn time(at: i64) -> String {
+    jiff::Timestamp::from_second(at)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+fn item_xml(item: &SimItem) -> String {
+    format!(
+        r#"<t:CalendarItem><t:ItemId Id="{}" ChangeKey="{}"/><t:Subject>{}</t:Subject><t:Sensitivity>{}</t:Sensitivity><t:Start>{}</t:Start><t:End>{}</t:End><t:IsAllDayEvent>{}</t:IsAllDayEvent><t:LegacyFreeBusyStatus>{}</t:LegacyFreeBusyStatus><t:Location>{}</t:Location><t:IsMeeting>{}</t:IsMeeting><t:IsCancelled>false</t:IsCancelled><t:CalendarItemType>{}</t:CalendarItemType><t:MyResponseType>{}</t:MyResponseType></t:CalendarItem>"#,
+        escape(&item.id),
+        escape(&item.change_key),
+        escape(&item.subject),
+        item.sensitivity,
+        time(item.start),
+        time(item.end),
+        item.all_day,
+        item.free_busy,
+        escape(&item.location),
+        item.is_meeting,
+        item.item_type,
+        item.my_response
+    )
+}
+
+fn basic_user(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
+fn xml_reply(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+async fn ews(State(exchange): State<Exchange>, headers: HeaderMap, body: Bytes) -> Response {
+    let fault_now = exchange.lock().faults.pop_front();
+    if let Some(Fault::Slow(delay)) = &fault_now {
+        tokio::time::sleep(*delay).await;
+    }
+    let reply = answer(&exchange, &headers, &body);
+    match fault_now {
+        None | Some(Fault::Slow(_)) => reply,
+        Some(Fault::Status(code)) => StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR).into_response(),
+        Some(Fault::ServerBusy { back_off_ms }) => xml_reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            fault("ErrorServerBusy", "The server cannot service this request right now. Try again later.", Some(back_off_ms)),
+        ),
+        Some(Fault::HtmlPage) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/html")],
+            "<!DOCTYPE html><html><head><title>Sign in</title></head><body>Proxy login</body></html>",
+        )
+            .into_response(),
+        Some(Fault::Truncated) => {
+            let full = envelope("<m:FindItemResponse/>");
+            xml_reply(StatusCode::OK, full[..full.len() / 2].to_string())
+        }
+    }
+}
+
+fn answer(exchange: &Exchange, headers: &HeaderMap, body: &[u8]) -> Response {
+    let Some((user, password)) = basic_user(headers) else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"exchange\"")],
+        )
+            .into_response();
+    };
+    let mut directory = exchange.lock();
+    let allowed = directory
+        .accounts
+        .get(&user)
+        .filter(|a| a.password == password)
+        .map(|a| a.may_impersonate.clone());
+    let Some(may_impersonate) = allowed else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"exchange\"")],
+        )
+            .into_response();
+    };
+    let text = String::from_utf8_lossy(body);
+    let parsed = match parse_request(&text) {
+        Ok(p) => p,
+        Err(e) => {
+            return xml_reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                fault("ErrorSchemaValidation", &e, None),
+            );
+        }
+    };
+    directory.requests.push(parsed.operation.clone());
+    let Some(mailbox) = parsed.impersonated.clone() else {
+        return xml_reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            fault("ErrorInvalidRequest", "No mailbox: impersonate one.", None),
+        );
+    };
+    if may_impersonate
+        .as_ref()
+        .is_some_and(|set| !set.contains(&mailbox))
+    {
+        return xml_reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            fault(
+                "ErrorImpersonateUserDenied",
+                "The account does not have permission to impersonate the requested user.",
+                None,
+            ),
+        );
+    }
+    let anchor = headers
+        .get("X-AnchorMailbox")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_ascii_lowercase);
+    if anchor.as_deref() != Some(mailbox.as_str()) {
+        return xml_reply(StatusCode::SERVICE_UNAVAILABLE, String::new());
+    }
+    let Some(store) = directory.mailboxes.get(&mailbox) else {
+        return xml_reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            fault(
+                "ErrorNonExistentMailbox",
+                &format!("The SMTP address has no mailbox associated with it: {mailbox}"),
+                None,
+            ),
+        );
+    };
+    match (parsed.operation.as_str(), parsed.view) {
+        ("FindItem", Some((start, end, max))) => {
+            let mut matching: Vec<&SimItem> = store
+                .items
+                .values()
+                .filter(|i| i.start < end && i.end > start)
+                .collect();
+            matching.sort_by_key(|i| (i.start, i.id.clone()));
+            let total = matching.len();
+            let page: String = matching.iter().take(max).map(|i| item_xml(i)).collect();
+            xml_reply(
+                StatusCode::OK,
+                envelope(&format!(
+                    r#"<m:FindItemResponse xmlns:m="{MESSAGES}" xmlns:t="{TYPES}"><m:ResponseMessages><m:FindItemResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:RootFolder TotalItemsInView="{total}" IncludesLastItemInRange="{}"><t:Items>{page}</t:Items></m:RootFolder></m:FindItemResponseMessage></m:ResponseMessages></m:FindItemResponse>"#,
+                    total <= max
+                )),
+            )
+        }
+        ("GetItem", _) => {
+            let mut messages = String::new();
+            for id in &parsed.item_ids {
+                match store.items.get(id) {
+                    Some(item) => {
+                        let _ = write!(
+                            messages,
+                            r#"<m:GetItemResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Items>{}</m:Items></m:GetItemResponseMessage>"#,
+                            item_xml(item)
+                        );
+                    }
+                    None => {
+                        let _ = write!(
+                            messages,
+                            r#"<m:GetItemResponseMessage ResponseClass="Error"><m:MessageText>The specified object was not found in the store.</m:MessageText><m:ResponseCode>ErrorItemNotFound</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey><m:Items/></m:GetItemResponseMessage>"#
+                        );
+                    }
+                }
+            }
+            xml_reply(
+                StatusCode::OK,
+                envelope(&format!(
+                    r#"<m:GetItemResponse xmlns:m="{MESSAGES}" xmlns:t="{TYPES}"><m:ResponseMessages>{messages}</m:ResponseMessages></m:GetItemResponse>"#
+                )),
+            )
+        }
+        (operation, _) => xml_reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            fault(
+                "ErrorInvalidRequest",
+                &format!("The simulator does not serve {operation} yet."),
+                None,
+            ),
+        ),
+    }
+}
