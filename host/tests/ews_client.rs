@@ -317,3 +317,80 @@ fn calvert_check_against_the_simulator() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("check the user name and password"));
 }
+
+#[tokio::test]
+async fn pull_notifications_follow_changes_and_expiry_asks_to_resubscribe() {
+    use calvert::ews::notification::EventKind;
+    let server = simulator().await;
+    let client = client(&server, "secret");
+    let subscription = client.subscribe_pull(&kim(), None, 30).await.unwrap();
+    let mut watermark = subscription
+        .watermark
+        .clone()
+        .expect("pull subscriptions start with a watermark");
+
+    // Nothing happened yet: a status event moves nothing.
+    let reply = client
+        .get_events(&kim(), &subscription.subscription_id, &watermark)
+        .await
+        .unwrap();
+    assert_eq!(reply.notifications[0].events[0].kind, EventKind::Status);
+
+    server.exchange.put_item(
+        "kim@flexi.se",
+        SimItem::appointment("kim-3", "Tandläkare", NOW + 9000, NOW + 10800),
+    );
+    server.exchange.put_item(
+        "kim@flexi.se",
+        SimItem::appointment("kim-1", "Lunch med Eva", NOW - 600, NOW + 2400),
+    );
+    server.exchange.delete_item("kim@flexi.se", "kim-2");
+    let reply = client
+        .get_events(&kim(), &subscription.subscription_id, &watermark)
+        .await
+        .unwrap();
+    let events: Vec<_> = reply.notifications[0]
+        .events
+        .iter()
+        .map(|e| (e.kind, e.item_id.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            (EventKind::Created, "kim-3".into()),
+            (EventKind::Modified, "kim-1".into()),
+            (EventKind::Deleted, "kim-2".into())
+        ]
+    );
+    watermark = reply.notifications[0]
+        .events
+        .last()
+        .and_then(|e| e.watermark.clone())
+        .unwrap();
+    let reply = client
+        .get_events(&kim(), &subscription.subscription_id, &watermark)
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.notifications[0].events.len(),
+        1,
+        "only a status event after the last watermark"
+    );
+
+    server.exchange.expire_subscriptions("kim@flexi.se");
+    let err = client
+        .get_events(&kim(), &subscription.subscription_id, &watermark)
+        .await
+        .unwrap_err();
+    assert_eq!(err.action(), EwsAction::Resubscribe, "{err}");
+    let again = client.subscribe_pull(&kim(), None, 30).await.unwrap();
+    assert_ne!(again.subscription_id, subscription.subscription_id);
+    let err = client
+        .get_events(&kim(), "no-such-subscription", &watermark)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code_action(),
+        Some(("ErrorSubscriptionNotFound", EwsAction::Resubscribe))
+    );
+}

@@ -7,8 +7,9 @@
 //! independently of Calvert's own EWS code, so the two check each other.
 //!
 //! Operations so far: FindItem with a CalendarView (honouring MaxEntriesReturned and
-//! setting IncludesLastItemInRange), GetItem. Anything else answers
-//! `ErrorInvalidRequest`.
+//! setting IncludesLastItemInRange), GetItem, Subscribe (pull) and GetEvents with
+//! watermarks (created, modified and deleted items become events; subscriptions can
+//! be expired by the test). Anything else answers `ErrorInvalidRequest`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
@@ -94,12 +95,53 @@ struct Account {
     may_impersonate: Option<BTreeSet<String>>,
 }
 
+/// A pull subscription: the events of one mailbox's calendar after its creation.
+#[derive(Debug)]
+struct Subscription {
+    mailbox: String,
+    /// (watermark number, event name, item id), oldest first.
+    events: Vec<(u64, &'static str, String)>,
+    expired: bool,
+}
+
 #[derive(Debug, Default)]
 struct Directory {
     mailboxes: BTreeMap<String, Mailbox>,
     accounts: BTreeMap<String, Account>,
+    subscriptions: BTreeMap<String, Subscription>,
+    next_watermark: u64,
     faults: VecDeque<Fault>,
     requests: Vec<String>,
+}
+
+impl Directory {
+    fn notify(&mut self, mailbox: &str, event: &'static str, item: &str) {
+        for subscription in self
+            .subscriptions
+            .values_mut()
+            .filter(|s| s.mailbox == mailbox)
+        {
+            self.next_watermark += 1;
+            subscription
+                .events
+                .push((self.next_watermark, event, item.to_string()));
+        }
+    }
+}
+
+fn watermark(n: u64) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("wm-{n}"))
+}
+
+fn watermark_number(text: &str) -> Option<u64> {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()?;
+    String::from_utf8(raw)
+        .ok()?
+        .strip_prefix("wm-")?
+        .parse()
+        .ok()
 }
 
 /// The simulator's state, shared with the server; the test's control API.
@@ -135,29 +177,57 @@ impl Exchange {
         );
     }
 
-    /// Create or replace an item (a move or resize bumps the change key).
+    /// Create or replace an item (a move or resize bumps the change key), and tell
+    /// the mailbox's subscriptions.
     pub fn put_item(&self, mailbox: &str, mut item: SimItem) {
+        let mailbox = mailbox.to_ascii_lowercase();
         let mut directory = self.lock();
         let items = &mut directory
             .mailboxes
-            .entry(mailbox.to_ascii_lowercase())
+            .entry(mailbox.clone())
             .or_default()
             .items;
-        if let Some(old) = items.get(&item.id) {
-            let version = old
-                .change_key
-                .rsplit('-')
-                .next()
-                .and_then(|v| v.parse::<u32>().ok())
-                .unwrap_or(1);
-            item.change_key = format!("CK-{}-{}", item.id, version + 1);
-        }
-        items.insert(item.id.clone(), item);
+        let event = match items.get(&item.id) {
+            Some(old) => {
+                let version = old
+                    .change_key
+                    .rsplit('-')
+                    .next()
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .unwrap_or(1);
+                item.change_key = format!("CK-{}-{}", item.id, version + 1);
+                "ModifiedEvent"
+            }
+            None => "CreatedEvent",
+        };
+        let id = item.id.clone();
+        items.insert(id.clone(), item);
+        directory.notify(&mailbox, event, &id);
     }
 
     pub fn delete_item(&self, mailbox: &str, id: &str) {
-        if let Some(m) = self.lock().mailboxes.get_mut(&mailbox.to_ascii_lowercase()) {
-            m.items.remove(id);
+        let mailbox = mailbox.to_ascii_lowercase();
+        let mut directory = self.lock();
+        let removed = directory
+            .mailboxes
+            .get_mut(&mailbox)
+            .and_then(|m| m.items.remove(id))
+            .is_some();
+        if removed {
+            directory.notify(&mailbox, "DeletedEvent", id);
+        }
+    }
+
+    /// Make every subscription of `mailbox` expire (the next GetEvents says so).
+    pub fn expire_subscriptions(&self, mailbox: &str) {
+        let mailbox = mailbox.to_ascii_lowercase();
+        for subscription in self
+            .lock()
+            .subscriptions
+            .values_mut()
+            .filter(|s| s.mailbox == mailbox)
+        {
+            subscription.expired = true;
         }
     }
 
@@ -224,6 +294,10 @@ struct Parsed {
     impersonated: Option<String>,
     view: Option<(i64, i64, usize)>,
     item_ids: Vec<String>,
+    /// Subscribe: which kind; GetEvents: the subscription and watermark.
+    subscription_kind: Option<String>,
+    subscription_id: Option<String>,
+    watermark: Option<String>,
 }
 
 fn attr(e: &quick_xml::events::BytesStart<'_>, name: &[u8]) -> Option<String> {
@@ -242,6 +316,7 @@ fn parse_request(body: &str) -> Result<Parsed, String> {
     let mut parsed = Parsed::default();
     let mut in_body = false;
     let mut in_smtp = false;
+    let mut text_of: Option<&'static str> = None;
     loop {
         match reader.read_event().map_err(|e| format!("not XML: {e}"))? {
             Event::Start(e) | Event::Empty(e) => {
@@ -268,7 +343,25 @@ fn parse_request(body: &str) -> Result<Parsed, String> {
                     "ItemId" if parsed.operation == "GetItem" => {
                         parsed.item_ids.extend(attr(&e, b"Id"))
                     }
+                    "PullSubscriptionRequest"
+                    | "PushSubscriptionRequest"
+                    | "StreamingSubscriptionRequest" => {
+                        parsed.subscription_kind = Some(name.clone())
+                    }
+                    "SubscriptionId" => text_of = Some("SubscriptionId"),
+                    "Watermark" => text_of = Some("Watermark"),
                     _ => {}
+                }
+            }
+            Event::Text(t) if text_of.is_some() => {
+                let value = t
+                    .xml_content()
+                    .map_err(|e| e.to_string())?
+                    .trim()
+                    .to_string();
+                match text_of.take() {
+                    Some("SubscriptionId") => parsed.subscription_id = Some(value),
+                    _ => parsed.watermark = Some(value),
                 }
             }
             Event::Text(t) if in_smtp => {
@@ -482,6 +575,85 @@ fn answer(exchange: &Exchange, headers: &HeaderMap, body: &[u8]) -> Response {
                 StatusCode::OK,
                 envelope(&format!(
                     r#"<m:GetItemResponse xmlns:m="{MESSAGES}" xmlns:t="{TYPES}"><m:ResponseMessages>{messages}</m:ResponseMessages></m:GetItemResponse>"#
+                )),
+            )
+        }
+        ("Subscribe", _)
+            if parsed.subscription_kind.as_deref() == Some("PullSubscriptionRequest") =>
+        {
+            // The simulator keeps no history: a subscription sees what happens after it.
+            let id = format!("sub-{}-{}", mailbox, directory.subscriptions.len() + 1);
+            directory.next_watermark += 1;
+            let start = directory.next_watermark;
+            directory.subscriptions.insert(
+                id.clone(),
+                Subscription {
+                    mailbox: mailbox.clone(),
+                    events: Vec::new(),
+                    expired: false,
+                },
+            );
+            xml_reply(
+                StatusCode::OK,
+                envelope(&format!(
+                    r#"<m:SubscribeResponse xmlns:m="{MESSAGES}" xmlns:t="{TYPES}"><m:ResponseMessages><m:SubscribeResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:SubscriptionId>{}</m:SubscriptionId><m:Watermark>{}</m:Watermark></m:SubscribeResponseMessage></m:ResponseMessages></m:SubscribeResponse>"#,
+                    escape(&id),
+                    watermark(start)
+                )),
+            )
+        }
+        ("GetEvents", _) => {
+            let id = parsed.subscription_id.clone().unwrap_or_default();
+            let after = parsed
+                .watermark
+                .as_deref()
+                .and_then(watermark_number)
+                .unwrap_or(0);
+            let error = |code: &str, text: &str| {
+                xml_reply(
+                    StatusCode::OK,
+                    envelope(&format!(
+                        r#"<m:GetEventsResponse xmlns:m="{MESSAGES}" xmlns:t="{TYPES}"><m:ResponseMessages><m:GetEventsResponseMessage ResponseClass="Error"><m:MessageText>{text}</m:MessageText><m:ResponseCode>{code}</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey></m:GetEventsResponseMessage></m:ResponseMessages></m:GetEventsResponse>"#
+                    )),
+                )
+            };
+            let Some(subscription) = directory
+                .subscriptions
+                .get(&id)
+                .filter(|s| s.mailbox == mailbox)
+            else {
+                return error(
+                    "ErrorSubscriptionNotFound",
+                    "The specified subscription was not found.",
+                );
+            };
+            if subscription.expired {
+                return error("ErrorExpiredSubscription", "The subscription has expired.");
+            }
+            let mut events = String::new();
+            let mut last = after;
+            for (n, kind, item) in subscription.events.iter().filter(|(n, _, _)| *n > after) {
+                last = *n;
+                let _ = write!(
+                    events,
+                    r#"<t:{kind}><t:Watermark>{}</t:Watermark><t:TimeStamp>2026-11-25T09:00:00Z</t:TimeStamp><t:ItemId Id="{}" ChangeKey="x"/><t:ParentFolderId Id="calendar" ChangeKey="x"/></t:{kind}>"#,
+                    watermark(*n),
+                    escape(item)
+                );
+            }
+            if events.is_empty() {
+                let _ = write!(
+                    events,
+                    "<t:StatusEvent><t:Watermark>{}</t:Watermark></t:StatusEvent>",
+                    watermark(last)
+                );
+            }
+            xml_reply(
+                StatusCode::OK,
+                envelope(&format!(
+                    r#"<m:GetEventsResponse xmlns:m="{MESSAGES}" xmlns:t="{TYPES}"><m:ResponseMessages><m:GetEventsResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Notification><t:SubscriptionId>{}</t:SubscriptionId><t:PreviousWatermark>{}</t:PreviousWatermark><t:MoreEvents>false</t:MoreEvents>{events}</m:Notification></m:GetEventsResponseMessage></m:ResponseMessages></m:GetEventsResponse>"#,
+                    escape(&id),
+                    watermark(after)
                 )),
             )
         }

@@ -13,6 +13,7 @@
 use std::time::Duration;
 
 use super::calendar::{CalendarPage, parse_find_item, parse_get_item};
+use super::notification::{EventsReply, Subscribed, parse_events, parse_subscribe};
 use super::request::{Mailbox, Request, ServerVersion};
 use super::response::{EwsAction, EwsError};
 use super::xml::{MAX_REPLY_BYTES, XmlError};
@@ -62,6 +63,14 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// The EWS response code and its action, when Exchange gave one.
+    pub fn code_action(&self) -> Option<(&str, EwsAction)> {
+        match self {
+            ClientError::Ews { error, .. } => error.code().map(|code| (code, error.action())),
+            _ => None,
+        }
+    }
+
     /// What to do about it.
     pub fn action(&self) -> EwsAction {
         match self {
@@ -280,5 +289,44 @@ impl EwsClient {
             }
         }
         Ok(items)
+    }
+
+    /// A pull subscription to the mailbox's calendar, resuming from `from` if given.
+    pub async fn subscribe_pull(
+        &self,
+        mailbox: &Mailbox,
+        from: Option<&str>,
+        timeout_minutes: u32,
+    ) -> Result<Subscribed, ClientError> {
+        let text = self
+            .call(
+                Some(mailbox),
+                self.request(Some(mailbox))
+                    .subscribe_pull(from, timeout_minutes),
+            )
+            .await?;
+        parse_subscribe(&text).map_err(|e| self.ews(e))
+    }
+
+    /// The events of a pull subscription after `from`. A failed subscription (not
+    /// found, expired, …) is an error whose action is to resubscribe and resync.
+    pub async fn get_events(
+        &self,
+        mailbox: &Mailbox,
+        subscription_id: &str,
+        from: &str,
+    ) -> Result<EventsReply, ClientError> {
+        let text = self
+            .call(
+                Some(mailbox),
+                self.request(Some(mailbox))
+                    .get_events(subscription_id, from),
+            )
+            .await?;
+        let mut reply = parse_events(&text).map_err(|e| self.ews(e))?;
+        if let Some((_, error)) = reply.failed.pop() {
+            return Err(self.ews(error));
+        }
+        Ok(reply)
     }
 }
