@@ -394,3 +394,110 @@ async fn pull_notifications_follow_changes_and_expiry_asks_to_resubscribe() {
         Some(("ErrorSubscriptionNotFound", EwsAction::Resubscribe))
     );
 }
+
+#[tokio::test]
+async fn streaming_notifications_arrive_as_they_happen_and_end_cleanly() {
+    use calvert::ews::client::StreamEnd;
+    use calvert::ews::notification::EventKind;
+    let server = simulator().await;
+    server
+        .exchange
+        .set_stream_lifetime(Duration::from_millis(800));
+    let client = client(&server, "secret");
+    let subscription = client.subscribe_streaming(&kim()).await.unwrap();
+    assert_eq!(
+        subscription.watermark, None,
+        "streaming subscriptions start without a watermark"
+    );
+
+    let exchange = server.exchange.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        exchange.put_item(
+            "kim@flexi.se",
+            SimItem::appointment("kim-9", "Möte", NOW, NOW + 600),
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        exchange.expire_subscriptions("kim@flexi.se");
+    });
+    let mut events = Vec::new();
+    let mut failures = Vec::new();
+    let mut envelopes = 0;
+    let end = client
+        .stream_events(
+            &kim(),
+            &[&subscription.subscription_id],
+            1,
+            Duration::from_secs(5),
+            |reply| {
+                envelopes += 1;
+                for n in &reply.notifications {
+                    events.extend(n.events.iter().map(|e| (e.kind, e.item_id.clone())));
+                }
+                failures.extend(
+                    reply
+                        .failed
+                        .iter()
+                        .map(|(ids, e)| (ids.clone(), e.action())),
+                );
+                true
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(end, StreamEnd::Closed);
+    assert_eq!(events, [(EventKind::Created, Some("kim-9".to_string()))]);
+    assert_eq!(
+        failures,
+        [(
+            vec![subscription.subscription_id.clone()],
+            EwsAction::Resubscribe
+        )],
+        "an expired subscription on an open stream"
+    );
+    assert!(
+        envelopes >= 4,
+        "keep-alives arrive between events ({envelopes} envelopes)"
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_stream_is_a_clear_error() {
+    let server = simulator().await;
+    let client = client(&server, "secret");
+    let subscription = client.subscribe_streaming(&kim()).await.unwrap();
+    server.exchange.inject(Fault::DropStream);
+    let err = client
+        .stream_events(
+            &kim(),
+            &[&subscription.subscription_id],
+            1,
+            Duration::from_secs(5),
+            |_| true,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::StreamDropped { .. }), "{err:?}");
+    assert_eq!(err.action(), EwsAction::Resubscribe);
+    // An unknown subscription answers with an error envelope on an open connection.
+    let mut failed = Vec::new();
+    client
+        .stream_events(
+            &kim(),
+            &["no-such-subscription"],
+            1,
+            Duration::from_secs(5),
+            |reply| {
+                failed.extend(
+                    reply
+                        .failed
+                        .iter()
+                        .map(|(_, e)| e.code().map(str::to_string)),
+                );
+                false
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(failed, [Some("ErrorSubscriptionNotFound".to_string())]);
+}

@@ -9,7 +9,9 @@
 //! Operations so far: FindItem with a CalendarView (honouring MaxEntriesReturned and
 //! setting IncludesLastItemInRange), GetItem, Subscribe (pull) and GetEvents with
 //! watermarks (created, modified and deleted items become events; subscriptions can
-//! be expired by the test). Anything else answers `ErrorInvalidRequest`.
+//! be expired by the test), streaming Subscribe and GetStreamingEvents (a held
+//! connection writing one envelope after another, keep-alives, Closed at the end).
+//! Anything else answers `ErrorInvalidRequest`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
@@ -81,6 +83,8 @@ pub enum Fault {
     Truncated,
     /// Answer after a delay.
     Slow(Duration),
+    /// A streaming connection ends in the middle of an envelope.
+    DropStream,
 }
 
 #[derive(Debug, Default)]
@@ -104,8 +108,26 @@ struct Subscription {
     expired: bool,
 }
 
+/// How long a GetStreamingEvents connection stays open (Exchange: ConnectionTimeout
+/// minutes; the tests want it short), and how often it sends a keep-alive.
+#[derive(Debug, Clone, Copy)]
+struct StreamTiming {
+    lifetime: Duration,
+    tick: Duration,
+}
+
+impl Default for StreamTiming {
+    fn default() -> Self {
+        StreamTiming {
+            lifetime: Duration::from_secs(60),
+            tick: Duration::from_millis(50),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Directory {
+    stream_timing: StreamTiming,
     mailboxes: BTreeMap<String, Mailbox>,
     accounts: BTreeMap<String, Account>,
     subscriptions: BTreeMap<String, Subscription>,
@@ -231,6 +253,11 @@ impl Exchange {
         }
     }
 
+    /// How long streaming connections stay open before the server closes them.
+    pub fn set_stream_lifetime(&self, lifetime: Duration) {
+        self.lock().stream_timing.lifetime = lifetime;
+    }
+
     /// Queue a fault for the next request.
     pub fn inject(&self, fault: Fault) {
         self.lock().faults.push_back(fault);
@@ -297,6 +324,7 @@ struct Parsed {
     /// Subscribe: which kind; GetEvents: the subscription and watermark.
     subscription_kind: Option<String>,
     subscription_id: Option<String>,
+    subscription_ids: Vec<String>,
     watermark: Option<String>,
 }
 
@@ -360,7 +388,10 @@ fn parse_request(body: &str) -> Result<Parsed, String> {
                     .trim()
                     .to_string();
                 match text_of.take() {
-                    Some("SubscriptionId") => parsed.subscription_id = Some(value),
+                    Some("SubscriptionId") => {
+                        parsed.subscription_ids.push(value.clone());
+                        parsed.subscription_id = Some(value);
+                    }
                     _ => parsed.watermark = Some(value),
                 }
             }
@@ -445,9 +476,10 @@ async fn ews(State(exchange): State<Exchange>, headers: HeaderMap, body: Bytes) 
     if let Some(Fault::Slow(delay)) = &fault_now {
         tokio::time::sleep(*delay).await;
     }
-    let reply = answer(&exchange, &headers, &body);
+    let drop_stream = fault_now == Some(Fault::DropStream);
+    let reply = answer(&exchange, &headers, &body, drop_stream);
     match fault_now {
-        None | Some(Fault::Slow(_)) => reply,
+        None | Some(Fault::Slow(_)) | Some(Fault::DropStream) => reply,
         Some(Fault::Status(code)) => StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR).into_response(),
         Some(Fault::ServerBusy { back_off_ms }) => xml_reply(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -466,7 +498,116 @@ async fn ews(State(exchange): State<Exchange>, headers: HeaderMap, body: Bytes) 
     }
 }
 
-fn answer(exchange: &Exchange, headers: &HeaderMap, body: &[u8]) -> Response {
+fn streaming_envelope(inner: &str) -> String {
+    envelope(&format!(
+        r#"<m:GetStreamingEventsResponse xmlns:m="{MESSAGES}" xmlns:t="{TYPES}"><m:ResponseMessages>{inner}</m:ResponseMessages></m:GetStreamingEventsResponse>"#
+    ))
+}
+
+fn streaming_error(code: &str, ids: &[String]) -> String {
+    let ids: String = ids
+        .iter()
+        .map(|id| format!("<m:SubscriptionId>{}</m:SubscriptionId>", escape(id)))
+        .collect();
+    streaming_envelope(&format!(
+        r#"<m:GetStreamingEventsResponseMessage ResponseClass="Error"><m:MessageText>{code}</m:MessageText><m:ResponseCode>{code}</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey><m:ErrorSubscriptionIds>{ids}</m:ErrorSubscriptionIds><m:ConnectionStatus>OK</m:ConnectionStatus></m:GetStreamingEventsResponseMessage>"#
+    ))
+}
+
+/// A held GetStreamingEvents connection: one envelope per batch of events, a
+/// keep-alive when idle, an error envelope for an expired subscription (the
+/// connection stays open), and `ConnectionStatus` Closed at the end of its lifetime.
+fn streaming_response(
+    exchange: Exchange,
+    ids: Vec<String>,
+    mut marks: Vec<u64>,
+    timing: StreamTiming,
+    drop_stream: bool,
+) -> Response {
+    let (sender, receiver) =
+        tokio::sync::mpsc::channel::<Result<String, std::convert::Infallible>>(16);
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + timing.lifetime;
+        let ok = |inner: &str| {
+            streaming_envelope(&format!(
+                r#"<m:GetStreamingEventsResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode>{inner}</m:GetStreamingEventsResponseMessage>"#
+            ))
+        };
+        if drop_stream {
+            let first = ok("<m:ConnectionStatus>OK</m:ConnectionStatus>");
+            let _ = sender.send(Ok(first[..first.len() / 2].to_string())).await;
+            return;
+        }
+        let mut reported_expired = vec![false; ids.len()];
+        while tokio::time::Instant::now() < deadline {
+            let mut notifications = String::new();
+            let mut expired = Vec::new();
+            {
+                let directory = exchange.lock();
+                for (i, id) in ids.iter().enumerate() {
+                    let Some(subscription) = directory.subscriptions.get(id) else {
+                        continue;
+                    };
+                    if subscription.expired {
+                        if !reported_expired[i] {
+                            reported_expired[i] = true;
+                            expired.push(id.clone());
+                        }
+                        continue;
+                    }
+                    let fresh: Vec<_> = subscription
+                        .events
+                        .iter()
+                        .filter(|(n, _, _)| *n > marks[i])
+                        .collect();
+                    if fresh.is_empty() {
+                        continue;
+                    }
+                    let _ = write!(
+                        notifications,
+                        "<m:Notification><t:SubscriptionId>{}</t:SubscriptionId>",
+                        escape(id)
+                    );
+                    for (n, kind, item) in fresh {
+                        marks[i] = *n;
+                        let _ = write!(
+                            notifications,
+                            r#"<t:{kind}><t:Watermark>{}</t:Watermark><t:TimeStamp>2026-11-25T09:00:00Z</t:TimeStamp><t:ItemId Id="{}" ChangeKey="x"/><t:ParentFolderId Id="calendar" ChangeKey="x"/></t:{kind}>"#,
+                            watermark(*n),
+                            escape(item)
+                        );
+                    }
+                    notifications.push_str("</m:Notification>");
+                }
+            }
+            let envelope = if !expired.is_empty() {
+                streaming_error("ErrorExpiredSubscription", &expired)
+            } else if notifications.is_empty() {
+                ok("<m:ConnectionStatus>OK</m:ConnectionStatus>")
+            } else {
+                ok(&format!(
+                    "<m:Notifications>{notifications}</m:Notifications>"
+                ))
+            };
+            if sender.send(Ok(envelope)).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(timing.tick).await;
+        }
+        let _ = sender
+            .send(Ok(ok("<m:ConnectionStatus>Closed</m:ConnectionStatus>")))
+            .await;
+    });
+    let body = axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(receiver));
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+fn answer(exchange: &Exchange, headers: &HeaderMap, body: &[u8], drop_stream: bool) -> Response {
     let Some((user, password)) = basic_user(headers) else {
         return (
             StatusCode::UNAUTHORIZED,
@@ -579,8 +720,13 @@ fn answer(exchange: &Exchange, headers: &HeaderMap, body: &[u8]) -> Response {
             )
         }
         ("Subscribe", _)
-            if parsed.subscription_kind.as_deref() == Some("PullSubscriptionRequest") =>
+            if matches!(
+                parsed.subscription_kind.as_deref(),
+                Some("PullSubscriptionRequest" | "StreamingSubscriptionRequest")
+            ) =>
         {
+            let streaming =
+                parsed.subscription_kind.as_deref() == Some("StreamingSubscriptionRequest");
             // The simulator keeps no history: a subscription sees what happens after it.
             let id = format!("sub-{}-{}", mailbox, directory.subscriptions.len() + 1);
             directory.next_watermark += 1;
@@ -596,9 +742,13 @@ fn answer(exchange: &Exchange, headers: &HeaderMap, body: &[u8]) -> Response {
             xml_reply(
                 StatusCode::OK,
                 envelope(&format!(
-                    r#"<m:SubscribeResponse xmlns:m="{MESSAGES}" xmlns:t="{TYPES}"><m:ResponseMessages><m:SubscribeResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:SubscriptionId>{}</m:SubscriptionId><m:Watermark>{}</m:Watermark></m:SubscribeResponseMessage></m:ResponseMessages></m:SubscribeResponse>"#,
+                    r#"<m:SubscribeResponse xmlns:m="{MESSAGES}" xmlns:t="{TYPES}"><m:ResponseMessages><m:SubscribeResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:SubscriptionId>{}</m:SubscriptionId>{}</m:SubscribeResponseMessage></m:ResponseMessages></m:SubscribeResponse>"#,
                     escape(&id),
-                    watermark(start)
+                    if streaming {
+                        String::new()
+                    } else {
+                        format!("<m:Watermark>{}</m:Watermark>", watermark(start))
+                    }
                 )),
             )
         }
@@ -656,6 +806,23 @@ fn answer(exchange: &Exchange, headers: &HeaderMap, body: &[u8]) -> Response {
                     watermark(after)
                 )),
             )
+        }
+        ("GetStreamingEvents", _) => {
+            let ids = parsed.subscription_ids.clone();
+            let unknown: Vec<&String> = ids
+                .iter()
+                .filter(|id| !directory.subscriptions.contains_key(*id))
+                .collect();
+            if !unknown.is_empty() || ids.is_empty() {
+                return xml_reply(
+                    StatusCode::OK,
+                    streaming_error("ErrorSubscriptionNotFound", &ids),
+                );
+            }
+            let timing = directory.stream_timing;
+            let marks: Vec<u64> = ids.iter().map(|_| directory.next_watermark).collect();
+            drop(directory);
+            streaming_response(exchange.clone(), ids, marks, timing, drop_stream)
         }
         (operation, _) => xml_reply(
             StatusCode::INTERNAL_SERVER_ERROR,

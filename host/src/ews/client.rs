@@ -13,7 +13,9 @@
 use std::time::Duration;
 
 use super::calendar::{CalendarPage, parse_find_item, parse_get_item};
-use super::notification::{EventsReply, Subscribed, parse_events, parse_subscribe};
+use super::notification::{
+    ConnectionStatus, EventsReply, StreamSplitter, Subscribed, parse_events, parse_subscribe,
+};
 use super::request::{Mailbox, Request, ServerVersion};
 use super::response::{EwsAction, EwsError};
 use super::xml::{MAX_REPLY_BYTES, XmlError};
@@ -60,6 +62,21 @@ pub enum ClientError {
     Http { url: String, status: u16 },
     #[error("{url}: {error}")]
     Ews { url: String, error: EwsError },
+    #[error("the streaming connection to {url} went quiet for {seconds} s: Calvert reconnects")]
+    StreamStalled { url: String, seconds: u64 },
+    #[error(
+        "the streaming connection to {url} ended in the middle of a message: Calvert reconnects and resyncs"
+    )]
+    StreamDropped { url: String },
+}
+
+/// Why a streaming connection ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The server closed it (its ConnectionTimeout): open a new one.
+    Closed,
+    /// The caller stopped reading.
+    Stopped,
 }
 
 impl ClientError {
@@ -78,7 +95,13 @@ impl ClientError {
             ClientError::Unreachable { .. } | ClientError::Unavailable { .. } => {
                 EwsAction::RetryLater
             }
-            _ => EwsAction::Fail,
+            ClientError::StreamStalled { .. } | ClientError::StreamDropped { .. } => {
+                EwsAction::Resubscribe
+            }
+            ClientError::Config { .. }
+            | ClientError::Tls { .. }
+            | ClientError::Unauthorized { .. }
+            | ClientError::Http { .. } => EwsAction::Fail,
         }
     }
 }
@@ -328,5 +351,125 @@ impl EwsClient {
             return Err(self.ews(error));
         }
         Ok(reply)
+    }
+
+    /// A streaming subscription to the mailbox's calendar.
+    pub async fn subscribe_streaming(&self, mailbox: &Mailbox) -> Result<Subscribed, ClientError> {
+        let text = self
+            .call(
+                Some(mailbox),
+                self.request(Some(mailbox)).subscribe_streaming(),
+            )
+            .await?;
+        parse_subscribe(&text).map_err(|e| self.ews(e))
+    }
+
+    /// Hold a GetStreamingEvents connection for `subscription_ids` (one group, at most
+    /// 200, impersonating the group's anchor `mailbox`) and hand each envelope to
+    /// `on_reply` as it arrives; `on_reply` returns false to stop. Failed subscriptions
+    /// arrive in `EventsReply::failed` while the connection stays open. A connection
+    /// silent for longer than `read_timeout` (keep-alives included) is given up.
+    pub async fn stream_events(
+        &self,
+        mailbox: &Mailbox,
+        subscription_ids: &[&str],
+        timeout_minutes: u32,
+        read_timeout: Duration,
+        mut on_reply: impl FnMut(EventsReply) -> bool,
+    ) -> Result<StreamEnd, ClientError> {
+        let url = &self.config.url;
+        let envelope = self
+            .request(Some(mailbox))
+            .get_streaming_events(subscription_ids, timeout_minutes);
+        let mut response = self
+            .http
+            .post(url)
+            .basic_auth(&self.config.user, Some(&self.config.password))
+            .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")
+            .header("X-AnchorMailbox", mailbox.anchor())
+            .header("X-PreferServerAffinity", "true")
+            .timeout(Duration::from_secs(
+                u64::from(timeout_minutes.clamp(1, 30)) * 60 + 60,
+            ))
+            .body(envelope)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        match response.status().as_u16() {
+            200 => {}
+            401 => {
+                return Err(ClientError::Unauthorized {
+                    url: url.clone(),
+                    user: self.config.user.clone(),
+                });
+            }
+            502..=504 => {
+                return Err(ClientError::Unavailable {
+                    url: url.clone(),
+                    status: response.status().as_u16(),
+                });
+            }
+            500 => {
+                let text = response.text().await.map_err(|e| self.transport_error(e))?;
+                return Err(
+                    self.ews(parse_events(&text).err().unwrap_or(EwsError::Unexpected {
+                        expected: "a streaming reply",
+                    })),
+                );
+            }
+            status => {
+                return Err(ClientError::Http {
+                    url: url.clone(),
+                    status,
+                });
+            }
+        }
+        let mut splitter = StreamSplitter::new(MAX_REPLY_BYTES);
+        let mut carry: Vec<u8> = Vec::new();
+        loop {
+            let chunk = tokio::time::timeout(read_timeout, response.chunk())
+                .await
+                .map_err(|_| ClientError::StreamStalled {
+                    url: url.clone(),
+                    seconds: read_timeout.as_secs(),
+                })?
+                .map_err(|e| self.transport_error(e))?;
+            let Some(chunk) = chunk else {
+                return if splitter.pending() == 0 && carry.is_empty() {
+                    Ok(StreamEnd::Closed)
+                } else {
+                    Err(ClientError::StreamDropped { url: url.clone() })
+                };
+            };
+            // A chunk may end inside a UTF-8 character: keep the tail for the next one.
+            carry.extend_from_slice(&chunk);
+            let valid = match std::str::from_utf8(&carry) {
+                Ok(text) => text.len(),
+                Err(e) if e.error_len().is_none() => e.valid_up_to(),
+                Err(_) => {
+                    return Err(self.ews(
+                        XmlError::Malformed {
+                            detail: "the stream is not UTF-8".into(),
+                            position: 0,
+                        }
+                        .into(),
+                    ));
+                }
+            };
+            let text = std::str::from_utf8(&carry[..valid])
+                .map_err(|_| ClientError::StreamDropped { url: url.clone() })?
+                .to_string();
+            carry.drain(..valid);
+            for envelope in splitter.push(&text).map_err(|e| self.ews(e.into()))? {
+                let reply = parse_events(&envelope).map_err(|e| self.ews(e))?;
+                let closed = reply.connection == Some(ConnectionStatus::Closed);
+                if !on_reply(reply) {
+                    return Ok(StreamEnd::Stopped);
+                }
+                if closed {
+                    return Ok(StreamEnd::Closed);
+                }
+            }
+        }
     }
 }
