@@ -501,3 +501,87 @@ async fn a_dropped_stream_is_a_clear_error() {
         .unwrap();
     assert_eq!(failed, [Some("ErrorSubscriptionNotFound".to_string())]);
 }
+
+#[tokio::test]
+async fn sync_folder_items_and_writes_round_trip() {
+    let server = simulator().await;
+    let client = client(&server, "secret");
+    // The first round lists everything; pages of 1 need a loop.
+    let mut state: Option<String> = None;
+    let mut seen = Vec::new();
+    loop {
+        let round = client
+            .sync_folder_items(&kim(), state.as_deref(), 1)
+            .await
+            .unwrap();
+        seen.extend(round.changes.clone());
+        state = Some(round.sync_state.clone());
+        if round.includes_last_item_in_range {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+
+    // Write: create, update with the right and a stale change key, delete.
+    let mut item = calvert::component::wit::CalendarItem::appointment("", NOW + 7200, NOW + 9000);
+    item.subject = "Kundmöte (från affärssystemet)".into();
+    let (id, key) = client.create_item(&kim(), &item).await.unwrap();
+    item.end = NOW + 10_800;
+    let new_key = client.update_item(&kim(), &id, &key, &item).await.unwrap();
+    assert_ne!(new_key, key);
+    let err = client
+        .update_item(&kim(), &id, &key, &item)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code_action(),
+        Some(("ErrorIrresolvableConflict", EwsAction::Refetch))
+    );
+    let items = client
+        .calendar(&kim(), NOW - 86_400, NOW + 86_400, 1000)
+        .await
+        .unwrap();
+    let written = items
+        .iter()
+        .find(|i| i.id == id)
+        .expect("the created item reads back");
+    assert_eq!(
+        (written.subject.as_str(), written.end),
+        ("Kundmöte (från affärssystemet)", NOW + 10_800)
+    );
+    client
+        .delete_item(&kim(), &id, Some(&new_key))
+        .await
+        .unwrap();
+
+    // The next round reports exactly what changed since the state.
+    let round = client
+        .sync_folder_items(&kim(), state.as_deref(), 512)
+        .await
+        .unwrap();
+    assert!(
+        round.changes.is_empty(),
+        "created and deleted within the round: {:?}",
+        round.changes
+    );
+    server.exchange.delete_item("kim@flexi.se", "kim-1");
+    let round = client
+        .sync_folder_items(&kim(), state.as_deref(), 512)
+        .await
+        .unwrap();
+    assert_eq!(
+        round.changes,
+        [calvert::ews::calendar::Change::Deleted { id: "kim-1".into() }]
+    );
+
+    let err = client
+        .sync_folder_items(&kim(), Some("not-a-state"), 512)
+        .await
+        .unwrap_err();
+    assert_eq!(err.action(), EwsAction::FullResync);
+    let err = client
+        .delete_item(&kim(), "no-such-item", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.action(), EwsAction::TreatAsDeleted);
+}

@@ -10,7 +10,10 @@
 //! setting IncludesLastItemInRange), GetItem, Subscribe (pull) and GetEvents with
 //! watermarks (created, modified and deleted items become events; subscriptions can
 //! be expired by the test), streaming Subscribe and GetStreamingEvents (a held
-//! connection writing one envelope after another, keep-alives, Closed at the end).
+//! connection writing one envelope after another, keep-alives, Closed at the end),
+//! SyncFolderItems with sync states (paged by MaxChangesReturned; a corrupt state is
+//! ErrorInvalidSyncStateData), CreateItem, UpdateItem (a stale change key is
+//! ErrorIrresolvableConflict) and DeleteItem.
 //! Anything else answers `ErrorInvalidRequest`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -128,6 +131,8 @@ impl Default for StreamTiming {
 #[derive(Debug, Default)]
 struct Directory {
     stream_timing: StreamTiming,
+    /// Every change to every mailbox, for SyncFolderItems: (number, mailbox, item, kind).
+    changes: Vec<(u64, String, String, &'static str)>,
     mailboxes: BTreeMap<String, Mailbox>,
     accounts: BTreeMap<String, Account>,
     subscriptions: BTreeMap<String, Subscription>,
@@ -138,6 +143,10 @@ struct Directory {
 
 impl Directory {
     fn notify(&mut self, mailbox: &str, event: &'static str, item: &str) {
+        self.next_watermark += 1;
+        let number = self.next_watermark;
+        self.changes
+            .push((number, mailbox.to_string(), item.to_string(), event));
         for subscription in self
             .subscriptions
             .values_mut()
@@ -326,6 +335,12 @@ struct Parsed {
     subscription_id: Option<String>,
     subscription_ids: Vec<String>,
     watermark: Option<String>,
+    /// UpdateItem / DeleteItem: the ids and change keys named.
+    item_keys: Vec<(String, Option<String>)>,
+    /// CreateItem / UpdateItem: the calendar item fields given, by element name.
+    fields: BTreeMap<String, String>,
+    sync_state: Option<String>,
+    max_changes: Option<usize>,
 }
 
 fn attr(e: &quick_xml::events::BytesStart<'_>, name: &[u8]) -> Option<String> {
@@ -344,7 +359,8 @@ fn parse_request(body: &str) -> Result<Parsed, String> {
     let mut parsed = Parsed::default();
     let mut in_body = false;
     let mut in_smtp = false;
-    let mut text_of: Option<&'static str> = None;
+    let mut text_of: Option<String> = None;
+    let mut in_item = false;
     loop {
         match reader.read_event().map_err(|e| format!("not XML: {e}"))? {
             Event::Start(e) | Event::Empty(e) => {
@@ -376,23 +392,40 @@ fn parse_request(body: &str) -> Result<Parsed, String> {
                     | "StreamingSubscriptionRequest" => {
                         parsed.subscription_kind = Some(name.clone())
                     }
-                    "SubscriptionId" => text_of = Some("SubscriptionId"),
-                    "Watermark" => text_of = Some("Watermark"),
+                    "SubscriptionId" | "Watermark" | "SyncState" | "MaxChangesReturned" => {
+                        text_of = Some(name.clone())
+                    }
+                    "ItemId"
+                        if matches!(parsed.operation.as_str(), "UpdateItem" | "DeleteItem") =>
+                    {
+                        parsed
+                            .item_keys
+                            .extend(attr(&e, b"Id").map(|id| (id, attr(&e, b"ChangeKey"))))
+                    }
+                    "CalendarItem" => in_item = true,
+                    _ if in_item => text_of = Some(name.clone()),
                     _ => {}
                 }
             }
+            Event::End(e) if e.local_name().as_ref() == b"CalendarItem" => in_item = false,
             Event::Text(t) if text_of.is_some() => {
                 let value = t
                     .xml_content()
                     .map_err(|e| e.to_string())?
                     .trim()
                     .to_string();
-                match text_of.take() {
+                match text_of.take().as_deref() {
                     Some("SubscriptionId") => {
                         parsed.subscription_ids.push(value.clone());
                         parsed.subscription_id = Some(value);
                     }
-                    _ => parsed.watermark = Some(value),
+                    Some("Watermark") => parsed.watermark = Some(value),
+                    Some("SyncState") => parsed.sync_state = Some(value),
+                    Some("MaxChangesReturned") => parsed.max_changes = value.parse().ok(),
+                    Some(field) => {
+                        parsed.fields.insert(field.to_string(), value);
+                    }
+                    None => {}
                 }
             }
             Event::Text(t) if in_smtp => {
@@ -823,6 +856,183 @@ fn answer(exchange: &Exchange, headers: &HeaderMap, body: &[u8], drop_stream: bo
             let marks: Vec<u64> = ids.iter().map(|_| directory.next_watermark).collect();
             drop(directory);
             streaming_response(exchange.clone(), ids, marks, timing, drop_stream)
+        }
+        ("SyncFolderItems", _) => {
+            let state_number = |text: &str| -> Option<u64> {
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(text.trim())
+                    .ok()?;
+                String::from_utf8(raw)
+                    .ok()?
+                    .strip_prefix("ss-")?
+                    .parse()
+                    .ok()
+            };
+            let after = match parsed.sync_state.as_deref() {
+                None => 0,
+                Some(text) => match state_number(text) {
+                    Some(n) => n,
+                    None => {
+                        return xml_reply(
+                            StatusCode::OK,
+                            envelope(&format!(
+                                r#"<m:SyncFolderItemsResponse xmlns:m="{MESSAGES}" xmlns:t="{TYPES}"><m:ResponseMessages><m:SyncFolderItemsResponseMessage ResponseClass="Error"><m:MessageText>Synchronization state data is corrupt or otherwise invalid.</m:MessageText><m:ResponseCode>ErrorInvalidSyncStateData</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey><m:SyncState/><m:IncludesLastItemInRange>true</m:IncludesLastItemInRange></m:SyncFolderItemsResponseMessage></m:ResponseMessages></m:SyncFolderItemsResponse>"#
+                            )),
+                        );
+                    }
+                },
+            };
+            let max = parsed.max_changes.unwrap_or(512).clamp(1, 512);
+            // The latest change per item after the state, oldest first.
+            let mut latest: BTreeMap<&str, (u64, &'static str)> = BTreeMap::new();
+            let mut existed_before: BTreeSet<&str> = BTreeSet::new();
+            for (n, m, item, kind) in &directory.changes {
+                if m != &mailbox {
+                    continue;
+                }
+                if *n <= after {
+                    existed_before.insert(item);
+                    if *kind == "DeletedEvent" {
+                        existed_before.remove(item.as_str());
+                    }
+                } else {
+                    latest.insert(item, (*n, kind));
+                }
+            }
+            let mut ordered: Vec<(u64, &str, &'static str)> = latest
+                .into_iter()
+                .filter_map(
+                    |(item, (n, kind))| match (kind, existed_before.contains(item)) {
+                        ("DeletedEvent", false) => None,
+                        ("DeletedEvent", true) => Some((n, item, "Delete")),
+                        (_, true) => Some((n, item, "Update")),
+                        (_, false) => Some((n, item, "Create")),
+                    },
+                )
+                .collect();
+            ordered.sort();
+            let complete = ordered.len() <= max;
+            ordered.truncate(max);
+            let state = if complete {
+                directory.next_watermark
+            } else {
+                ordered.last().map(|c| c.0).unwrap_or(after)
+            };
+            let mut changes = String::new();
+            for (_, item, kind) in &ordered {
+                match (*kind, store.items.get(*item)) {
+                    ("Delete", _) | (_, None) => {
+                        let _ = write!(
+                            changes,
+                            r#"<t:Delete><t:ItemId Id="{}" ChangeKey="x"/></t:Delete>"#,
+                            escape(*item)
+                        );
+                    }
+                    (kind, Some(found)) => {
+                        let _ = write!(
+                            changes,
+                            r#"<t:{kind}><t:CalendarItem><t:ItemId Id="{}" ChangeKey="{}"/></t:CalendarItem></t:{kind}>"#,
+                            escape(&found.id),
+                            escape(&found.change_key)
+                        );
+                    }
+                }
+            }
+            xml_reply(
+                StatusCode::OK,
+                envelope(&format!(
+                    r#"<m:SyncFolderItemsResponse xmlns:m="{MESSAGES}" xmlns:t="{TYPES}"><m:ResponseMessages><m:SyncFolderItemsResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:SyncState>{}</m:SyncState><m:IncludesLastItemInRange>{complete}</m:IncludesLastItemInRange><m:Changes>{changes}</m:Changes></m:SyncFolderItemsResponseMessage></m:ResponseMessages></m:SyncFolderItemsResponse>"#,
+                    base64::engine::general_purpose::STANDARD.encode(format!("ss-{state}"))
+                )),
+            )
+        }
+        ("CreateItem", _) | ("UpdateItem", _) | ("DeleteItem", _) => {
+            let operation = parsed.operation.clone();
+            let error = |code: &str, text: &str| {
+                xml_reply(
+                    StatusCode::OK,
+                    envelope(&format!(
+                        r#"<m:{operation}Response xmlns:m="{MESSAGES}" xmlns:t="{TYPES}"><m:ResponseMessages><m:{operation}ResponseMessage ResponseClass="Error"><m:MessageText>{text}</m:MessageText><m:ResponseCode>{code}</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey></m:{operation}ResponseMessage></m:ResponseMessages></m:{operation}Response>"#
+                    )),
+                )
+            };
+            let target = parsed.item_keys.first().cloned();
+            let current = target
+                .as_ref()
+                .and_then(|(id, _)| store.items.get(id))
+                .cloned();
+            if operation != "CreateItem" {
+                let Some(current) = &current else {
+                    return error(
+                        "ErrorItemNotFound",
+                        "The specified object was not found in the store.",
+                    );
+                };
+                if let Some((_, Some(key))) = &target
+                    && key != &current.change_key
+                {
+                    return error(
+                        "ErrorIrresolvableConflict",
+                        "The send or update operation could not be performed because the change key passed in the request does not match the current change key for the item.",
+                    );
+                }
+            }
+            let mut item = match (&operation[..], current) {
+                ("CreateItem", _) | (_, None) => {
+                    let number = directory.changes.len() + directory.subscriptions.len() + 1;
+                    SimItem::appointment(&format!("sim-{number}"), "", 0, 0)
+                }
+                (_, Some(current)) => current,
+            };
+            let f = &parsed.fields;
+            if let Some(v) = f.get("Subject") {
+                item.subject = v.clone();
+            }
+            if let Some(v) = f.get("Location") {
+                item.location = v.clone();
+            }
+            if let Some(v) = f.get("Sensitivity") {
+                item.sensitivity = v.clone();
+            }
+            if let Some(v) = f.get("LegacyFreeBusyStatus") {
+                item.free_busy = v.clone();
+            }
+            if let Some(v) = f.get("IsAllDayEvent") {
+                item.all_day = v == "true";
+            }
+            if let Some(v) = f.get("Start").and_then(|t| instant(t)) {
+                item.start = v;
+            }
+            if let Some(v) = f.get("End").and_then(|t| instant(t)) {
+                item.end = v;
+            }
+            let id = item.id.clone();
+            drop(directory);
+            if operation == "DeleteItem" {
+                exchange.delete_item(&mailbox, &id);
+                return xml_reply(
+                    StatusCode::OK,
+                    envelope(&format!(
+                        r#"<m:DeleteItemResponse xmlns:m="{MESSAGES}" xmlns:t="{TYPES}"><m:ResponseMessages><m:DeleteItemResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode></m:DeleteItemResponseMessage></m:ResponseMessages></m:DeleteItemResponse>"#
+                    )),
+                );
+            }
+            exchange.put_item(&mailbox, item);
+            let key = exchange
+                .lock()
+                .mailboxes
+                .get(&mailbox)
+                .and_then(|m| m.items.get(&id))
+                .map(|i| i.change_key.clone())
+                .unwrap_or_default();
+            xml_reply(
+                StatusCode::OK,
+                envelope(&format!(
+                    r#"<m:{operation}Response xmlns:m="{MESSAGES}" xmlns:t="{TYPES}"><m:ResponseMessages><m:{operation}ResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Items><t:CalendarItem><t:ItemId Id="{}" ChangeKey="{}"/></t:CalendarItem></m:Items></m:{operation}ResponseMessage></m:ResponseMessages></m:{operation}Response>"#,
+                    escape(&id),
+                    escape(&key)
+                )),
+            )
         }
         (operation, _) => xml_reply(
             StatusCode::INTERNAL_SERVER_ERROR,

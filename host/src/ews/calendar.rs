@@ -317,3 +317,30 @@ pub fn parse_sync_folder_items(reply: &str) -> Result<SyncRound, EwsError> {
             != Some("false"),
     })
 }
+
+/// An item's id and change key, as a write returns them.
+pub type SavedItem = (String, String);
+
+/// The ids and change keys a CreateItem or UpdateItem reply gives, one per message.
+pub fn parse_saved_items(reply: &str) -> Result<Vec<Result<SavedItem, EwsError>>, EwsError> {
+    let root = xml::parse(reply)?;
+    let mut results = Vec::new();
+    for message in response_messages(body(&root)?)? {
+        results.push(message.into_result().and_then(|m| {
+            m.element
+                .child(MESSAGES_NS, "Items")
+                .and_then(|items| items.children.first())
+                .and_then(|item| item.child(TYPES_NS, "ItemId"))
+                .and_then(|id| {
+                    Some((
+                        id.attr("Id")?.to_string(),
+                        id.attr("ChangeKey").unwrap_or("").to_string(),
+                    ))
+                })
+                .ok_or(EwsError::Unexpected {
+                    expected: "the saved item's ItemId",
+                })
+        }));
+    }
+    Ok(results)
+}

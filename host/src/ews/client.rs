@@ -12,7 +12,10 @@
 
 use std::time::Duration;
 
-use super::calendar::{CalendarPage, parse_find_item, parse_get_item};
+use super::calendar::{
+    CalendarPage, SyncRound, parse_find_item, parse_get_item, parse_saved_items,
+    parse_sync_folder_items,
+};
 use super::notification::{
     ConnectionStatus, EventsReply, StreamSplitter, Subscribed, parse_events, parse_subscribe,
 };
@@ -471,5 +474,86 @@ impl EwsClient {
                 }
             }
         }
+    }
+
+    /// One SyncFolderItems round on the mailbox's calendar. Persist `sync_state` only
+    /// after the changes are applied; loop while `includes_last_item_in_range` is false.
+    pub async fn sync_folder_items(
+        &self,
+        mailbox: &Mailbox,
+        sync_state: Option<&str>,
+        max_changes: u32,
+    ) -> Result<SyncRound, ClientError> {
+        let text = self
+            .call(
+                Some(mailbox),
+                self.request(Some(mailbox))
+                    .sync_folder_items(sync_state, max_changes),
+            )
+            .await?;
+        parse_sync_folder_items(&text).map_err(|e| self.ews(e))
+    }
+
+    /// Create `item` in the mailbox's calendar (nobody invited); its new id and change key.
+    pub async fn create_item(
+        &self,
+        mailbox: &Mailbox,
+        item: &CalendarItem,
+    ) -> Result<(String, String), ClientError> {
+        let text = self
+            .call(Some(mailbox), self.request(Some(mailbox)).create_item(item))
+            .await?;
+        self.first_saved(&text)
+    }
+
+    /// Write the basic fields of `item` over the item `id`, if it still has `change_key`;
+    /// the new change key.
+    pub async fn update_item(
+        &self,
+        mailbox: &Mailbox,
+        id: &str,
+        change_key: &str,
+        item: &CalendarItem,
+    ) -> Result<String, ClientError> {
+        let text = self
+            .call(
+                Some(mailbox),
+                self.request(Some(mailbox))
+                    .update_item(id, change_key, item),
+            )
+            .await?;
+        self.first_saved(&text).map(|(_, key)| key)
+    }
+
+    /// Delete the item `id` (to Deleted Items, cancelling nothing).
+    pub async fn delete_item(
+        &self,
+        mailbox: &Mailbox,
+        id: &str,
+        change_key: Option<&str>,
+    ) -> Result<(), ClientError> {
+        let text = self
+            .call(
+                Some(mailbox),
+                self.request(Some(mailbox)).delete_item(id, change_key),
+            )
+            .await?;
+        let root = super::xml::parse(&text).map_err(|e| self.ews(e.into()))?;
+        let body = super::response::body(&root).map_err(|e| self.ews(e))?;
+        for message in super::response::response_messages(body).map_err(|e| self.ews(e))? {
+            message.into_result().map_err(|e| self.ews(e))?;
+        }
+        Ok(())
+    }
+
+    fn first_saved(&self, reply: &str) -> Result<(String, String), ClientError> {
+        parse_saved_items(reply)
+            .map_err(|e| self.ews(e))?
+            .into_iter()
+            .next()
+            .unwrap_or(Err(EwsError::Unexpected {
+                expected: "a response message",
+            }))
+            .map_err(|e| self.ews(e))
     }
 }
