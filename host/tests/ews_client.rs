@@ -39,7 +39,7 @@ fn client(server: &Server, password: &str) -> EwsClient {
         password: password.into(),
         ca_bundle: None,
         timeout: Duration::from_secs(5),
-        version: ServerVersion::Exchange2016,
+        version: ServerVersion::Exchange2010Sp2,
     })
     .expect("a valid configuration")
 }
@@ -68,6 +68,8 @@ async fn reads_the_calendar_window_and_decides() {
     );
     assert!(meeting.change_key.starts_with("CK-kim-2"));
     assert_eq!(server.exchange.requests(), ["FindItem", "GetItem"]);
+    // The simulator says 15.2 (Exchange 2019): later requests ask for Exchange2016.
+    assert_eq!(client.server_version(), ServerVersion::Exchange2016);
 
     let mut core = calvert::DecisionCore::load().unwrap().instance();
     let triggers = [Trigger {

@@ -114,6 +114,23 @@ impl ClientError {
 pub struct EwsClient {
     http: reqwest::Client,
     config: ServerConfig,
+    /// The version to request: `config.version` until a reply's ServerVersionInfo says.
+    version: std::sync::Arc<std::sync::Mutex<ServerVersion>>,
+}
+
+/// MajorVersion/MinorVersion of a reply's `ServerVersionInfo`, read from its head
+/// without parsing the whole reply.
+fn server_version_in(reply: &str) -> Option<ServerVersion> {
+    let head = &reply[..reply.len().min(4096)];
+    let info = &head[head.find("ServerVersionInfo")?..];
+    let number = |name: &str| -> Option<u32> {
+        let at = info.find(&format!("{name}=\""))? + name.len() + 2;
+        info[at..].split('"').next()?.parse().ok()
+    };
+    Some(ServerVersion::from_server(
+        number("MajorVersion")?,
+        number("MinorVersion")?,
+    ))
 }
 
 impl EwsClient {
@@ -145,16 +162,29 @@ impl EwsClient {
             }
         }
         let http = builder.build().map_err(|e| bad(e.to_string()))?;
-        Ok(EwsClient { http, config })
+        let version = std::sync::Arc::new(std::sync::Mutex::new(config.version));
+        Ok(EwsClient {
+            http,
+            config,
+            version,
+        })
     }
 
     pub fn config(&self) -> &ServerConfig {
         &self.config
     }
 
+    /// The RequestServerVersion used now.
+    pub fn server_version(&self) -> ServerVersion {
+        *self
+            .version
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn request<'a>(&self, mailbox: Option<&'a Mailbox>) -> Request<'a> {
         Request {
-            version: self.config.version,
+            version: self.server_version(),
             mailbox,
         }
     }
@@ -209,6 +239,12 @@ impl EwsClient {
             ));
         }
         let text = String::from_utf8_lossy(&body).into_owned();
+        if let Some(version) = server_version_in(&text) {
+            *self
+                .version
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = version;
+        }
         let looks_soap = text.contains("Envelope");
         match status {
             200 | 500 if looks_soap => Ok(text),
