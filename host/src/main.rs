@@ -18,6 +18,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start-up: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Answer one JSON request with the core component (see docs/eval.md).
@@ -39,12 +41,22 @@ enum Command {
         /// The EWS URL, e.g. https://mail1.flexi.se/EWS/Exchange.asmx.
         #[arg(long)]
         url: String,
-        /// The service account that impersonates the mailbox.
-        #[arg(long)]
-        user: String,
-        /// A file holding the service account's password.
+        /// The service account that impersonates the mailbox (Basic sign-in).
+        #[arg(long, required_unless_present = "client_id")]
+        user: Option<String>,
+        /// A file holding the service account's password (else CALVERT_EWS_PASSWORD).
         #[arg(long)]
         password_file: Option<PathBuf>,
+        /// Sign in with OAuth client credentials as this app instead (Exchange Online);
+        /// the secret comes from CALVERT_EWS_CLIENT_SECRET.
+        #[arg(long, conflicts_with = "user", requires = "token_url")]
+        client_id: Option<String>,
+        /// The OAuth token endpoint, e.g. https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token.
+        #[arg(long)]
+        token_url: Option<String>,
+        /// The OAuth scope.
+        #[arg(long, default_value = "https://outlook.office365.com/.default")]
+        scope: String,
         /// Extra CA certificates (PEM) to trust for the server.
         #[arg(long)]
         ca_bundle: Option<PathBuf>,
@@ -122,26 +134,51 @@ fn run(command: Command) -> Result<ExitCode, String> {
             url,
             user,
             password_file,
+            client_id,
+            token_url,
+            scope,
             ca_bundle,
             zone,
             triggers,
             json,
             timeout,
         } => {
-            let password = match password_file {
-                Some(path) => std::fs::read_to_string(&path)
-                    .map(|p| p.trim_end_matches(['\r', '\n']).to_string())
-                    .map_err(|e| {
-                        format!("cannot read the password file {}: {e}", path.display())
-                    })?,
-                None => std::env::var("CALVERT_EWS_PASSWORD").map_err(|_| {
-                    "no password: set CALVERT_EWS_PASSWORD or give --password-file".to_string()
-                })?,
+            let credentials = match (user, client_id, token_url) {
+                (_, Some(client_id), Some(token_url)) => {
+                    let client_secret =
+                        std::env::var("CALVERT_EWS_CLIENT_SECRET").map_err(|_| {
+                            "no client secret: set CALVERT_EWS_CLIENT_SECRET".to_string()
+                        })?;
+                    calvert::ews::client::Credentials::OAuth {
+                        token_url,
+                        client_id,
+                        client_secret,
+                        scope,
+                    }
+                }
+                (Some(user), _, _) => {
+                    let password = match password_file {
+                        Some(path) => std::fs::read_to_string(&path)
+                            .map(|p| p.trim_end_matches(['\r', '\n']).to_string())
+                            .map_err(|e| {
+                                format!("cannot read the password file {}: {e}", path.display())
+                            })?,
+                        None => std::env::var("CALVERT_EWS_PASSWORD").map_err(|_| {
+                            "no password: set CALVERT_EWS_PASSWORD or give --password-file"
+                                .to_string()
+                        })?,
+                    };
+                    calvert::ews::client::Credentials::Basic { user, password }
+                }
+                _ => {
+                    return Err(
+                        "give --user (Basic) or --client-id with --token-url (OAuth)".into(),
+                    );
+                }
             };
             let client = calvert::ews::client::EwsClient::new(calvert::ews::client::ServerConfig {
                 url,
-                user,
-                password,
+                credentials,
                 ca_bundle,
                 timeout: std::time::Duration::from_secs(timeout),
                 version: calvert::ews::request::ServerVersion::Exchange2010Sp2,

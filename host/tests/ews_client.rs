@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use calvert::component::wit::{FreeBusy, Response, Trigger};
-use calvert::ews::client::{ClientError, EwsClient, ServerConfig};
+use calvert::ews::client::{ClientError, Credentials, EwsClient, ServerConfig};
 use calvert::ews::request::{Mailbox, ServerVersion};
 use calvert::ews::response::EwsAction;
 use calvert::ews::xml::XmlError;
@@ -35,8 +35,10 @@ async fn simulator() -> Server {
 fn client(server: &Server, password: &str) -> EwsClient {
     EwsClient::new(ServerConfig {
         url: server.ews_url(),
-        user: "calvert".into(),
-        password: password.into(),
+        credentials: Credentials::Basic {
+            user: "calvert".into(),
+            password: password.into(),
+        },
         ca_bundle: None,
         timeout: Duration::from_secs(5),
         version: ServerVersion::Exchange2010Sp2,
@@ -254,8 +256,10 @@ async fn slow_and_unreachable_servers() {
 fn bad_urls_and_ca_bundles_are_configuration_errors() {
     let config = ServerConfig {
         url: "ftp://mail.flexi.se/EWS".into(),
-        user: "calvert".into(),
-        password: "x".into(),
+        credentials: Credentials::Basic {
+            user: "calvert".into(),
+            password: "x".into(),
+        },
         ca_bundle: None,
         timeout: Duration::from_secs(1),
         version: ServerVersion::Exchange2016,
@@ -586,4 +590,127 @@ async fn sync_folder_items_and_writes_round_trip() {
         .await
         .unwrap_err();
     assert_eq!(err.action(), EwsAction::TreatAsDeleted);
+}
+
+mod oauth {
+    use super::*;
+    use calvert::ews::client::StreamEnd;
+
+    fn app_client(server: &Server, secret: &str) -> EwsClient {
+        EwsClient::new(ServerConfig {
+            url: server.ews_url(),
+            credentials: Credentials::OAuth {
+                token_url: server.token_url(),
+                client_id: "calvert-app".into(),
+                client_secret: secret.into(),
+                scope: "https://outlook.office365.com/.default".into(),
+            },
+            ca_bundle: None,
+            timeout: Duration::from_secs(5),
+            version: ServerVersion::Exchange2016,
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn tokens_are_cached_and_renewed_when_revoked() {
+        let server = simulator().await;
+        server
+            .exchange
+            .add_app("calvert-app", "app-secret", None, Duration::from_secs(3600));
+        let client = app_client(&server, "app-secret");
+        assert_eq!(
+            client
+                .calendar(&kim(), NOW - 3600, NOW + 3600, 1000)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        client
+            .calendar(&kim(), NOW - 3600, NOW + 3600, 1000)
+            .await
+            .unwrap();
+        assert_eq!(
+            server.exchange.tokens_issued(),
+            1,
+            "one token for many calls"
+        );
+        server.exchange.revoke_tokens();
+        client
+            .calendar(&kim(), NOW - 3600, NOW + 3600, 1000)
+            .await
+            .unwrap();
+        assert_eq!(
+            server.exchange.tokens_issued(),
+            2,
+            "a 401 fetched a fresh token once"
+        );
+        // Never the secret in debug output.
+        assert!(!format!("{:?}", client.config()).contains("app-secret"));
+    }
+
+    #[tokio::test]
+    async fn a_wrong_secret_is_a_clear_error() {
+        let server = simulator().await;
+        server
+            .exchange
+            .add_app("calvert-app", "app-secret", None, Duration::from_secs(3600));
+        let err = app_client(&server, "wrong")
+            .calendar(&kim(), NOW, NOW + 3600, 1000)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Token { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("calvert-app")
+                && text.contains("Invalid client secret")
+                && !text.contains("wrong"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stream_ends_before_its_token_expires_and_reconnects_with_a_new_one() {
+        let server = simulator().await;
+        server
+            .exchange
+            .add_app("calvert-app", "app-secret", None, Duration::from_secs(1));
+        server.exchange.set_stream_lifetime(Duration::from_secs(10));
+        let client = app_client(&server, "app-secret");
+        let subscription = client.subscribe_streaming(&kim()).await.unwrap();
+        let started = std::time::Instant::now();
+        let end = client
+            .stream_events(
+                &kim(),
+                &[&subscription.subscription_id],
+                1,
+                Duration::from_secs(5),
+                |_| true,
+            )
+            .await
+            .unwrap();
+        assert_eq!(end, StreamEnd::TokenRefresh);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "renewed before the 1 s token expired, not at the 10 s stream end"
+        );
+        let before = server.exchange.tokens_issued();
+        // Reconnecting fetches a new token.
+        let mut replies = 0;
+        client
+            .stream_events(
+                &kim(),
+                &[&subscription.subscription_id],
+                1,
+                Duration::from_secs(5),
+                |_| {
+                    replies += 1;
+                    replies < 2
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(server.exchange.tokens_issued(), before + 1);
+    }
 }

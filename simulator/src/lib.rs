@@ -128,8 +128,20 @@ impl Default for StreamTiming {
     }
 }
 
+/// An app registered for OAuth client credentials.
+#[derive(Debug)]
+struct App {
+    secret: String,
+    may_impersonate: Option<BTreeSet<String>>,
+    token_lifetime: Duration,
+}
+
 #[derive(Debug, Default)]
 struct Directory {
+    apps: BTreeMap<String, App>,
+    /// Issued access tokens: token → (app, expiry).
+    tokens: BTreeMap<String, (String, tokio::time::Instant)>,
+    tokens_issued: usize,
     stream_timing: StreamTiming,
     /// Every change to every mailbox, for SyncFolderItems: (number, mailbox, item, kind).
     changes: Vec<(u64, String, String, &'static str)>,
@@ -262,6 +274,41 @@ impl Exchange {
         }
     }
 
+    /// An app for OAuth client credentials (`POST /oauth2/token`), whose tokens live
+    /// `token_lifetime`.
+    pub fn add_app(
+        &self,
+        client_id: &str,
+        secret: &str,
+        may_impersonate: Option<&[&str]>,
+        token_lifetime: Duration,
+    ) {
+        let may = may_impersonate.map(|list| list.iter().map(|a| a.to_ascii_lowercase()).collect());
+        self.lock().apps.insert(
+            client_id.to_string(),
+            App {
+                secret: secret.to_string(),
+                may_impersonate: may,
+                token_lifetime,
+            },
+        );
+    }
+
+    /// Revoke every issued token (the next EWS call with one gets 401).
+    pub fn revoke_tokens(&self) {
+        self.lock().tokens.clear();
+    }
+
+    /// How many tokens the token endpoint has issued.
+    pub fn tokens_issued(&self) -> usize {
+        self.lock().tokens_issued
+    }
+
+    /// The token endpoint's URL.
+    pub fn token_path() -> &'static str {
+        "/oauth2/token"
+    }
+
     /// How long streaming connections stay open before the server closes them.
     pub fn set_stream_lifetime(&self, lifetime: Duration) {
         self.lock().stream_timing.lifetime = lifetime;
@@ -290,6 +337,11 @@ impl Server {
     pub fn ews_url(&self) -> String {
         format!("http://{}/EWS/Exchange.asmx", self.addr)
     }
+
+    /// The OAuth token endpoint.
+    pub fn token_url(&self) -> String {
+        format!("http://{}{}", self.addr, Exchange::token_path())
+    }
 }
 
 impl Drop for Server {
@@ -308,6 +360,7 @@ pub async fn start_on(exchange: Exchange, addr: SocketAddr) -> std::io::Result<S
     let addr = listener.local_addr()?;
     let app = Router::new()
         .route("/EWS/Exchange.asmx", post(ews))
+        .route(Exchange::token_path(), post(token))
         .with_state(exchange.clone());
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -484,6 +537,56 @@ fn item_xml(item: &SimItem) -> String {
     )
 }
 
+/// `POST /oauth2/token`: the client credentials grant.
+async fn token(State(exchange): State<Exchange>, body: Bytes) -> Response {
+    let form: BTreeMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+    let json = |status: StatusCode, body: String| {
+        (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    };
+    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
+        return json(
+            StatusCode::BAD_REQUEST,
+            r#"{"error":"unsupported_grant_type","error_description":"only client_credentials"}"#
+                .into(),
+        );
+    }
+    let client_id = form.get("client_id").cloned().unwrap_or_default();
+    let mut directory = exchange.lock();
+    let lifetime = match directory.apps.get(&client_id) {
+        Some(app) if Some(&app.secret) == form.get("client_secret") => app.token_lifetime,
+        _ => {
+            return json(
+                StatusCode::UNAUTHORIZED,
+                r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."}"#.into(),
+            );
+        }
+    };
+    directory.tokens_issued += 1;
+    let access = format!("token-{}-{}", client_id, directory.tokens_issued);
+    directory.tokens.insert(
+        access.clone(),
+        (client_id, tokio::time::Instant::now() + lifetime),
+    );
+    json(
+        StatusCode::OK,
+        format!(
+            r#"{{"token_type":"Bearer","expires_in":{},"access_token":"{access}"}}"#,
+            lifetime.as_secs().max(1)
+        ),
+    )
+}
+
+/// The bearer token's app, if the token is current.
+fn bearer_app(directory: &Directory, headers: &HeaderMap) -> Option<Option<BTreeSet<String>>> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = value.strip_prefix("Bearer ")?;
+    let (app, expires) = directory.tokens.get(token)?;
+    if tokio::time::Instant::now() >= *expires {
+        return None;
+    }
+    Some(directory.apps.get(app)?.may_impersonate.clone())
+}
+
 fn basic_user(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let encoded = value.strip_prefix("Basic ")?;
@@ -641,25 +744,29 @@ fn streaming_response(
 }
 
 fn answer(exchange: &Exchange, headers: &HeaderMap, body: &[u8], drop_stream: bool) -> Response {
-    let Some((user, password)) = basic_user(headers) else {
-        return (
+    let unauthorized = || {
+        (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Basic realm=\"exchange\"")],
         )
-            .into_response();
+            .into_response()
     };
     let mut directory = exchange.lock();
-    let allowed = directory
-        .accounts
-        .get(&user)
-        .filter(|a| a.password == password)
-        .map(|a| a.may_impersonate.clone());
-    let Some(may_impersonate) = allowed else {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Basic realm=\"exchange\"")],
-        )
-            .into_response();
+    let may_impersonate = match basic_user(headers) {
+        Some((user, password)) => {
+            match directory
+                .accounts
+                .get(&user)
+                .filter(|a| a.password == password)
+            {
+                Some(account) => account.may_impersonate.clone(),
+                None => return unauthorized(),
+            }
+        }
+        None => match bearer_app(&directory, headers) {
+            Some(may) => may,
+            None => return unauthorized(),
+        },
     };
     let text = String::from_utf8_lossy(body);
     let parsed = match parse_request(&text) {

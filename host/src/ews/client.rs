@@ -33,16 +33,80 @@ const MAX_SPLITS: u32 = 8;
 pub struct ServerConfig {
     /// The EWS URL, e.g. `https://mail1.flexi.se/EWS/Exchange.asmx`.
     pub url: String,
-    pub user: String,
-    pub password: String,
+    pub credentials: Credentials,
     /// PEM file of extra CA certificates to trust.
     pub ca_bundle: Option<std::path::PathBuf>,
     pub timeout: Duration,
     pub version: ServerVersion,
 }
 
+/// How the service account signs in.
+#[derive(Clone)]
+pub enum Credentials {
+    /// On-premises Exchange: a service account with the ApplicationImpersonation role.
+    Basic { user: String, password: String },
+    /// Exchange Online (while EWS lasts there, until 2027-04-01): OAuth 2.0 client
+    /// credentials of an app with `full_access_as_app`.
+    OAuth {
+        token_url: String,
+        client_id: String,
+        client_secret: String,
+        scope: String,
+    },
+}
+
+impl Credentials {
+    /// Who signs in, for messages (never the secret).
+    pub fn who(&self) -> &str {
+        match self {
+            Credentials::Basic { user, .. } => user,
+            Credentials::OAuth { client_id, .. } => client_id,
+        }
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Basic { user, .. } => {
+                write!(f, "Basic {{ user: {user:?}, password: <hidden> }}")
+            }
+            Credentials::OAuth {
+                token_url,
+                client_id,
+                scope,
+                ..
+            } => write!(
+                f,
+                "OAuth {{ token_url: {token_url:?}, client_id: {client_id:?}, scope: {scope:?}, client_secret: <hidden> }}"
+            ),
+        }
+    }
+}
+
+/// A cached access token.
+#[derive(Debug, Clone)]
+struct Token {
+    access: String,
+    /// When to fetch a new one: some time before it expires.
+    refresh_at: tokio::time::Instant,
+}
+
+/// How long before expiry a token is replaced: a tenth of its life, at most 5 minutes.
+fn refresh_margin(lifetime: Duration) -> Duration {
+    (lifetime / 10).min(Duration::from_secs(300))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    #[error(
+        "no access token from {token_url} for app {client_id:?}: {reason}; check the tenant, the client id and secret, and that the app has full_access_as_app"
+    )]
+    Token {
+        token_url: String,
+        client_id: String,
+        reason: String,
+    },
     #[error("the EWS URL {url:?} is not usable: {reason}")]
     Config { url: String, reason: String },
     #[error("cannot reach {url}: {reason}; check the host name, the port and the network path")]
@@ -52,7 +116,7 @@ pub enum ClientError {
     )]
     Tls { url: String, reason: String },
     #[error(
-        "{url} refused the service account {user:?} (HTTP 401): check the user name and password"
+        "{url} refused the service account {user:?} (HTTP 401): check the user name and password (or the app's permission)"
     )]
     Unauthorized { url: String, user: String },
     #[error(
@@ -80,6 +144,8 @@ pub enum StreamEnd {
     Closed,
     /// The caller stopped reading.
     Stopped,
+    /// The access token is due for renewal: reconnect (a new token is fetched).
+    TokenRefresh,
 }
 
 impl ClientError {
@@ -102,6 +168,7 @@ impl ClientError {
                 EwsAction::Resubscribe
             }
             ClientError::Config { .. }
+            | ClientError::Token { .. }
             | ClientError::Tls { .. }
             | ClientError::Unauthorized { .. }
             | ClientError::Http { .. } => EwsAction::Fail,
@@ -116,6 +183,7 @@ pub struct EwsClient {
     config: ServerConfig,
     /// The version to request: `config.version` until a reply's ServerVersionInfo says.
     version: std::sync::Arc<std::sync::Mutex<ServerVersion>>,
+    token: std::sync::Arc<tokio::sync::Mutex<Option<Token>>>,
 }
 
 /// MajorVersion/MinorVersion of a reply's `ServerVersionInfo`, read from its head
@@ -167,6 +235,7 @@ impl EwsClient {
             http,
             config,
             version,
+            token: Default::default(),
         })
     }
 
@@ -196,23 +265,37 @@ impl EwsClient {
         envelope: String,
     ) -> Result<String, ClientError> {
         let url = &self.config.url;
-        let mut request = self
-            .http
-            .post(url)
-            .basic_auth(&self.config.user, Some(&self.config.password))
-            .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")
-            .body(envelope);
-        if let Some(mailbox) = mailbox {
-            request = request.header("X-AnchorMailbox", mailbox.anchor());
-        }
-        let response = request.send().await.map_err(|e| self.transport_error(e))?;
-        let status = response.status().as_u16();
-        if status == 401 {
+        let mut attempt = 0;
+        let response = loop {
+            let mut request = self
+                .http
+                .post(url)
+                .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")
+                .body(envelope.clone());
+            if let Some(mailbox) = mailbox {
+                request = request.header("X-AnchorMailbox", mailbox.anchor());
+            }
+            let response = self
+                .authorize(request)
+                .await?
+                .send()
+                .await
+                .map_err(|e| self.transport_error(e))?;
+            if response.status().as_u16() != 401 {
+                break response;
+            }
+            // A token can be revoked or expire early: one retry with a fresh one.
+            if attempt == 0 && matches!(self.config.credentials, Credentials::OAuth { .. }) {
+                attempt += 1;
+                *self.token.lock().await = None;
+                continue;
+            }
             return Err(ClientError::Unauthorized {
                 url: url.clone(),
-                user: self.config.user.clone(),
+                user: self.config.credentials.who().to_string(),
             });
-        }
+        };
+        let status = response.status().as_u16();
         if response
             .content_length()
             .is_some_and(|n| n > MAX_REPLY_BYTES as u64)
@@ -420,17 +503,20 @@ impl EwsClient {
         let envelope = self
             .request(Some(mailbox))
             .get_streaming_events(subscription_ids, timeout_minutes);
-        let mut response = self
+        let request = self
             .http
             .post(url)
-            .basic_auth(&self.config.user, Some(&self.config.password))
             .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")
             .header("X-AnchorMailbox", mailbox.anchor())
             .header("X-PreferServerAffinity", "true")
             .timeout(Duration::from_secs(
                 u64::from(timeout_minutes.clamp(1, 30)) * 60 + 60,
             ))
-            .body(envelope)
+            .body(envelope);
+        let refresh_at = self.token_refresh_at().await?;
+        let mut response = self
+            .authorize(request)
+            .await?
             .send()
             .await
             .map_err(|e| self.transport_error(e))?;
@@ -439,7 +525,7 @@ impl EwsClient {
             401 => {
                 return Err(ClientError::Unauthorized {
                     url: url.clone(),
-                    user: self.config.user.clone(),
+                    user: self.config.credentials.who().to_string(),
                 });
             }
             502..=504 => {
@@ -466,13 +552,27 @@ impl EwsClient {
         let mut splitter = StreamSplitter::new(MAX_REPLY_BYTES);
         let mut carry: Vec<u8> = Vec::new();
         loop {
-            let chunk = tokio::time::timeout(read_timeout, response.chunk())
-                .await
-                .map_err(|_| ClientError::StreamStalled {
+            if refresh_at.is_some_and(|at| tokio::time::Instant::now() >= at) {
+                // The token this connection was opened with is about to expire:
+                // end it so the caller reconnects with a fresh one.
+                return Ok(StreamEnd::TokenRefresh);
+            }
+            let wait = match refresh_at {
+                Some(at) => {
+                    read_timeout.min(at.saturating_duration_since(tokio::time::Instant::now()))
+                }
+                None => read_timeout,
+            };
+            let Ok(next) = tokio::time::timeout(wait, response.chunk()).await else {
+                if refresh_at.is_some_and(|at| tokio::time::Instant::now() >= at) {
+                    return Ok(StreamEnd::TokenRefresh);
+                }
+                return Err(ClientError::StreamStalled {
                     url: url.clone(),
                     seconds: read_timeout.as_secs(),
-                })?
-                .map_err(|e| self.transport_error(e))?;
+                });
+            };
+            let chunk = next.map_err(|e| self.transport_error(e))?;
             let Some(chunk) = chunk else {
                 return if splitter.pending() == 0 && carry.is_empty() {
                     Ok(StreamEnd::Closed)
@@ -591,5 +691,90 @@ impl EwsClient {
                 expected: "a response message",
             }))
             .map_err(|e| self.ews(e))
+    }
+
+    /// Sign a request: Basic, or a bearer token fetched (and cached) when needed.
+    async fn authorize(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, ClientError> {
+        match &self.config.credentials {
+            Credentials::Basic { user, password } => Ok(request.basic_auth(user, Some(password))),
+            Credentials::OAuth { .. } => Ok(request.bearer_auth(self.access_token().await?)),
+        }
+    }
+
+    /// When the current token must be replaced (None for Basic).
+    async fn token_refresh_at(&self) -> Result<Option<tokio::time::Instant>, ClientError> {
+        match &self.config.credentials {
+            Credentials::Basic { .. } => Ok(None),
+            Credentials::OAuth { .. } => {
+                self.access_token().await?;
+                Ok(self.token.lock().await.as_ref().map(|t| t.refresh_at))
+            }
+        }
+    }
+
+    /// The cached access token, or a new one from the token endpoint (client
+    /// credentials grant) when there is none or it is due for renewal.
+    pub async fn access_token(&self) -> Result<String, ClientError> {
+        let Credentials::OAuth {
+            token_url,
+            client_id,
+            client_secret,
+            scope,
+        } = &self.config.credentials
+        else {
+            return Err(ClientError::Config {
+                url: self.config.url.clone(),
+                reason: "Basic credentials have no token".into(),
+            });
+        };
+        let mut cached = self.token.lock().await;
+        if let Some(token) = cached.as_ref()
+            && tokio::time::Instant::now() < token.refresh_at
+        {
+            return Ok(token.access.clone());
+        }
+        let failed = |reason: String| ClientError::Token {
+            token_url: token_url.clone(),
+            client_id: client_id.clone(),
+            reason,
+        };
+        let response = self
+            .http
+            .post(token_url)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id.as_str()),
+                ("client_secret", client_secret.as_str()),
+                ("scope", scope.as_str()),
+            ])
+            .send()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let status = response.status();
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .map_err(|e| failed(format!("HTTP {status}, not JSON: {e}")))?;
+        if !status.is_success() {
+            let description = body["error_description"]
+                .as_str()
+                .or(body["error"].as_str())
+                .unwrap_or("no reason given");
+            return Err(failed(format!("HTTP {status}: {description}")));
+        }
+        let access = body["access_token"]
+            .as_str()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| failed("the reply has no access_token".into()))?;
+        let lifetime = Duration::from_secs(body["expires_in"].as_u64().unwrap_or(3600));
+        let token = Token {
+            access: access.to_string(),
+            refresh_at: tokio::time::Instant::now() + lifetime - refresh_margin(lifetime),
+        };
+        *cached = Some(token);
+        Ok(access.to_string())
     }
 }
