@@ -182,6 +182,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 ca_bundle,
                 timeout: std::time::Duration::from_secs(timeout),
                 version: calvert::ews::request::ServerVersion::Exchange2010Sp2,
+                retry: calvert::ews::client::RetryPolicy::default(),
             })
             .map_err(|e| e.to_string())?;
             let triggers: Vec<_> = triggers

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use calvert::component::wit::{FreeBusy, Response, Trigger};
-use calvert::ews::client::{ClientError, Credentials, EwsClient, ServerConfig};
+use calvert::ews::client::{ClientError, Credentials, EwsClient, RetryPolicy, ServerConfig};
 use calvert::ews::request::{Mailbox, ServerVersion};
 use calvert::ews::response::EwsAction;
 use calvert::ews::xml::XmlError;
@@ -42,6 +42,7 @@ fn client(server: &Server, password: &str) -> EwsClient {
         ca_bundle: None,
         timeout: Duration::from_secs(5),
         version: ServerVersion::Exchange2010Sp2,
+        retry: RetryPolicy::none(),
     })
     .expect("a valid configuration")
 }
@@ -263,6 +264,7 @@ fn bad_urls_and_ca_bundles_are_configuration_errors() {
         ca_bundle: None,
         timeout: Duration::from_secs(1),
         version: ServerVersion::Exchange2016,
+        retry: RetryPolicy::none(),
     };
     assert!(matches!(
         EwsClient::new(config.clone()),
@@ -608,6 +610,7 @@ mod oauth {
             ca_bundle: None,
             timeout: Duration::from_secs(5),
             version: ServerVersion::Exchange2016,
+            retry: RetryPolicy::none(),
         })
         .unwrap()
     }
@@ -712,5 +715,101 @@ mod oauth {
             .await
             .unwrap();
         assert_eq!(server.exchange.tokens_issued(), before + 1);
+    }
+}
+
+mod retries {
+    use super::*;
+
+    fn patient(server: &Server) -> EwsClient {
+        EwsClient::new(ServerConfig {
+            retry: RetryPolicy {
+                attempts: 4,
+                base: Duration::from_millis(20),
+                max: Duration::from_secs(2),
+            },
+            ..client(server, "secret").config().clone()
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn transient_failures_are_retried_with_the_servers_back_off() {
+        let server = simulator().await;
+        let client = patient(&server);
+        server
+            .exchange
+            .inject(Fault::ServerBusy { back_off_ms: 300 });
+        server.exchange.inject(Fault::Status(503));
+        server.exchange.inject(Fault::Status(401));
+        let started = std::time::Instant::now();
+        let page = client
+            .find_page(&kim(), NOW - 3600, NOW + 3600, 1000)
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 1);
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "waited the server's BackOffMilliseconds"
+        );
+        assert_eq!(
+            server.exchange.requests().len(),
+            4,
+            "busy, 503, 401, then the answer"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_back_off_longer_than_the_policy_is_left_to_the_caller() {
+        let server = simulator().await;
+        server.exchange.inject(Fault::ServerBusy {
+            back_off_ms: 600_000,
+        });
+        let started = std::time::Instant::now();
+        let err = patient(&server)
+            .find_page(&kim(), NOW, NOW + 3600, 1000)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.code_action(),
+            Some(("ErrorServerBusy", EwsAction::RetryLater))
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "did not sleep ten minutes"
+        );
+    }
+
+    #[tokio::test]
+    async fn persistent_401_and_lost_create_replies_are_not_repeated_blindly() {
+        let server = simulator().await;
+        let mut config = patient(&server).config().clone();
+        config.credentials = Credentials::Basic {
+            user: "calvert".into(),
+            password: "wrong".into(),
+        };
+        let wrong = EwsClient::new(config).unwrap();
+        assert!(matches!(
+            wrong.find_page(&kim(), NOW, NOW + 3600, 1000).await,
+            Err(ClientError::Unauthorized { .. })
+        ));
+        assert_eq!(
+            server.exchange.requests().len(),
+            0,
+            "401s never reach the operation"
+        );
+
+        // The create reply is cut off after the server made the item: no second create.
+        let client = patient(&server);
+        server.exchange.inject(Fault::Truncated);
+        let item = calvert::component::wit::CalendarItem::appointment("", NOW, NOW + 600);
+        assert!(client.create_item(&kim(), &item).await.is_err());
+        let creates = server
+            .exchange
+            .requests()
+            .iter()
+            .filter(|r| *r == "CreateItem")
+            .count();
+        assert_eq!(creates, 1);
     }
 }

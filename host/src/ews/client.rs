@@ -38,6 +38,70 @@ pub struct ServerConfig {
     pub ca_bundle: Option<std::path::PathBuf>,
     pub timeout: Duration,
     pub version: ServerVersion,
+    pub retry: RetryPolicy,
+}
+
+/// How transient failures are retried: exponential back-off with jitter, or the
+/// server's own `BackOffMilliseconds` when it gives one.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Tries in all, the first included.
+    pub attempts: u32,
+    pub base: Duration,
+    /// The longest wait; a server asking for longer is not waited for here (the caller
+    /// reschedules the mailbox).
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 4,
+            base: Duration::from_millis(500),
+            max: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries.
+    pub fn none() -> Self {
+        RetryPolicy {
+            attempts: 1,
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// The wait before retry `attempt` (0-based): base · 2^attempt, jittered to
+    /// 50–100% so that many mailboxes do not retry in step.
+    fn delay(&self, attempt: u32) -> Duration {
+        use std::hash::BuildHasher;
+        let full = self
+            .base
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.max);
+        let random = std::collections::hash_map::RandomState::new().hash_one(attempt);
+        let fraction = 0.5 + (random % 1000) as f64 / 2000.0;
+        full.mul_f64(fraction)
+    }
+}
+
+/// The first saved item of a CreateItem/UpdateItem reply.
+fn first_saved(reply: &str) -> Result<(String, String), EwsError> {
+    parse_saved_items(reply)?
+        .into_iter()
+        .next()
+        .unwrap_or(Err(EwsError::Unexpected {
+            expected: "a response message",
+        }))
+}
+
+/// Whether an operation may be repeated after an error that left it unclear whether
+/// the server acted (a lost or cut reply): reads may, creating an item may not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    Always,
+    OnlyIfNotProcessed,
 }
 
 /// How the service account signs in.
@@ -149,6 +213,16 @@ pub enum StreamEnd {
 }
 
 impl ClientError {
+    /// Whether the server certainly did not act on the request (busy, unavailable,
+    /// unauthorized, unreachable before sending).
+    fn not_processed(&self) -> bool {
+        match self {
+            ClientError::Ews { error, .. } => error.code() == Some("ErrorServerBusy"),
+            ClientError::Unavailable { .. } | ClientError::Unauthorized { .. } => true,
+            _ => false,
+        }
+    }
+
     /// The EWS response code and its action, when Exchange gave one.
     pub fn code_action(&self) -> Option<(&str, EwsAction)> {
         match self {
@@ -366,25 +440,6 @@ impl EwsClient {
         }
     }
 
-    /// One CalendarView page of [start, end).
-    pub async fn find_page(
-        &self,
-        mailbox: &Mailbox,
-        start: i64,
-        end: i64,
-        max: u32,
-    ) -> Result<CalendarPage, ClientError> {
-        let text = self
-            .call(
-                Some(mailbox),
-                self.request(Some(mailbox))
-                    .find_calendar_view(start, end, max),
-            )
-            .await?;
-        let (page, _unreadable) = parse_find_item(&text).map_err(|e| self.ews(e))?;
-        Ok(page)
-    }
-
     /// Every concrete item overlapping [start, end), with the fields only GetItem
     /// returns. A window whose page is not complete is split in two (CalendarView
     /// has no paging), at most [`MAX_SPLITS`] times deep; items are de-duplicated by id.
@@ -421,10 +476,11 @@ impl EwsClient {
         let mut items = Vec::with_capacity(ids.len());
         for batch in ids.chunks(GET_ITEM_BATCH) {
             let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
-            let text = self
-                .call(Some(mailbox), self.request(Some(mailbox)).get_items(&refs))
-                .await?;
-            for result in parse_get_item(&text).map_err(|e| self.ews(e))? {
+            let envelope = self.request(Some(mailbox)).get_items(&refs);
+            for result in self
+                .exchange(Repeat::Always, mailbox, &envelope, parse_get_item)
+                .await?
+            {
                 match result {
                     Ok(item) => items.push(item),
                     // Deleted between FindItem and GetItem: gone, as the next read shows.
@@ -434,56 +490,6 @@ impl EwsClient {
             }
         }
         Ok(items)
-    }
-
-    /// A pull subscription to the mailbox's calendar, resuming from `from` if given.
-    pub async fn subscribe_pull(
-        &self,
-        mailbox: &Mailbox,
-        from: Option<&str>,
-        timeout_minutes: u32,
-    ) -> Result<Subscribed, ClientError> {
-        let text = self
-            .call(
-                Some(mailbox),
-                self.request(Some(mailbox))
-                    .subscribe_pull(from, timeout_minutes),
-            )
-            .await?;
-        parse_subscribe(&text).map_err(|e| self.ews(e))
-    }
-
-    /// The events of a pull subscription after `from`. A failed subscription (not
-    /// found, expired, …) is an error whose action is to resubscribe and resync.
-    pub async fn get_events(
-        &self,
-        mailbox: &Mailbox,
-        subscription_id: &str,
-        from: &str,
-    ) -> Result<EventsReply, ClientError> {
-        let text = self
-            .call(
-                Some(mailbox),
-                self.request(Some(mailbox))
-                    .get_events(subscription_id, from),
-            )
-            .await?;
-        let mut reply = parse_events(&text).map_err(|e| self.ews(e))?;
-        if let Some((_, error)) = reply.failed.pop() {
-            return Err(self.ews(error));
-        }
-        Ok(reply)
-    }
-
-    /// A streaming subscription to the mailbox's calendar.
-    pub async fn subscribe_streaming(&self, mailbox: &Mailbox) -> Result<Subscribed, ClientError> {
-        let text = self
-            .call(
-                Some(mailbox),
-                self.request(Some(mailbox)).subscribe_streaming(),
-            )
-            .await?;
-        parse_subscribe(&text).map_err(|e| self.ews(e))
     }
 
     /// Hold a GetStreamingEvents connection for `subscription_ids` (one group, at most
@@ -612,87 +618,6 @@ impl EwsClient {
         }
     }
 
-    /// One SyncFolderItems round on the mailbox's calendar. Persist `sync_state` only
-    /// after the changes are applied; loop while `includes_last_item_in_range` is false.
-    pub async fn sync_folder_items(
-        &self,
-        mailbox: &Mailbox,
-        sync_state: Option<&str>,
-        max_changes: u32,
-    ) -> Result<SyncRound, ClientError> {
-        let text = self
-            .call(
-                Some(mailbox),
-                self.request(Some(mailbox))
-                    .sync_folder_items(sync_state, max_changes),
-            )
-            .await?;
-        parse_sync_folder_items(&text).map_err(|e| self.ews(e))
-    }
-
-    /// Create `item` in the mailbox's calendar (nobody invited); its new id and change key.
-    pub async fn create_item(
-        &self,
-        mailbox: &Mailbox,
-        item: &CalendarItem,
-    ) -> Result<(String, String), ClientError> {
-        let text = self
-            .call(Some(mailbox), self.request(Some(mailbox)).create_item(item))
-            .await?;
-        self.first_saved(&text)
-    }
-
-    /// Write the basic fields of `item` over the item `id`, if it still has `change_key`;
-    /// the new change key.
-    pub async fn update_item(
-        &self,
-        mailbox: &Mailbox,
-        id: &str,
-        change_key: &str,
-        item: &CalendarItem,
-    ) -> Result<String, ClientError> {
-        let text = self
-            .call(
-                Some(mailbox),
-                self.request(Some(mailbox))
-                    .update_item(id, change_key, item),
-            )
-            .await?;
-        self.first_saved(&text).map(|(_, key)| key)
-    }
-
-    /// Delete the item `id` (to Deleted Items, cancelling nothing).
-    pub async fn delete_item(
-        &self,
-        mailbox: &Mailbox,
-        id: &str,
-        change_key: Option<&str>,
-    ) -> Result<(), ClientError> {
-        let text = self
-            .call(
-                Some(mailbox),
-                self.request(Some(mailbox)).delete_item(id, change_key),
-            )
-            .await?;
-        let root = super::xml::parse(&text).map_err(|e| self.ews(e.into()))?;
-        let body = super::response::body(&root).map_err(|e| self.ews(e))?;
-        for message in super::response::response_messages(body).map_err(|e| self.ews(e))? {
-            message.into_result().map_err(|e| self.ews(e))?;
-        }
-        Ok(())
-    }
-
-    fn first_saved(&self, reply: &str) -> Result<(String, String), ClientError> {
-        parse_saved_items(reply)
-            .map_err(|e| self.ews(e))?
-            .into_iter()
-            .next()
-            .unwrap_or(Err(EwsError::Unexpected {
-                expected: "a response message",
-            }))
-            .map_err(|e| self.ews(e))
-    }
-
     /// Sign a request: Basic, or a bearer token fetched (and cached) when needed.
     async fn authorize(
         &self,
@@ -776,5 +701,184 @@ impl EwsClient {
         };
         *cached = Some(token);
         Ok(access.to_string())
+    }
+
+    /// Run `operation`, retrying transient failures by the policy: the server's
+    /// back-off when it gives one (unless longer than the policy's max), else
+    /// exponential back-off with jitter. A 401 is retried once (Exchange sometimes
+    /// answers 401 when it wants the client to slow down).
+    async fn retrying<T, F, Fut>(&self, repeat: Repeat, mut operation: F) -> Result<T, ClientError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
+    {
+        let policy = self.config.retry;
+        let mut unauthorized_seen = false;
+        let mut attempt = 0;
+        loop {
+            let error = match operation().await {
+                Ok(value) => return Ok(value),
+                Err(error) => error,
+            };
+            let transient = match &error {
+                ClientError::Unauthorized { .. } => {
+                    !std::mem::replace(&mut unauthorized_seen, true)
+                }
+                other => other.action() == EwsAction::RetryLater,
+            };
+            let allowed = repeat == Repeat::Always || error.not_processed();
+            if !transient || !allowed || attempt + 1 >= policy.attempts {
+                return Err(error);
+            }
+            let wait = match &error {
+                ClientError::Ews { error: ews, .. } => ews.back_off(),
+                _ => None,
+            };
+            let wait = match wait {
+                Some(asked) if asked > policy.max => return Err(error),
+                Some(asked) => asked,
+                None => policy.delay(attempt),
+            };
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    /// One request and its reply, read by `parse`, with retries by the policy.
+    async fn exchange<T>(
+        &self,
+        repeat: Repeat,
+        mailbox: &Mailbox,
+        envelope: &str,
+        parse: impl Fn(&str) -> Result<T, EwsError>,
+    ) -> Result<T, ClientError> {
+        self.retrying(repeat, || async {
+            let text = self.call(Some(mailbox), envelope.to_string()).await?;
+            parse(&text).map_err(|e| self.ews(e))
+        })
+        .await
+    }
+
+    /// One CalendarView page of [start, end).
+    pub async fn find_page(
+        &self,
+        mailbox: &Mailbox,
+        start: i64,
+        end: i64,
+        max: u32,
+    ) -> Result<CalendarPage, ClientError> {
+        let envelope = self
+            .request(Some(mailbox))
+            .find_calendar_view(start, end, max);
+        self.exchange(Repeat::Always, mailbox, &envelope, |text| {
+            parse_find_item(text).map(|(page, _)| page)
+        })
+        .await
+    }
+
+    /// A pull subscription to the mailbox's calendar, resuming from `from` if given.
+    pub async fn subscribe_pull(
+        &self,
+        mailbox: &Mailbox,
+        from: Option<&str>,
+        timeout_minutes: u32,
+    ) -> Result<Subscribed, ClientError> {
+        let envelope = self
+            .request(Some(mailbox))
+            .subscribe_pull(from, timeout_minutes);
+        self.exchange(Repeat::Always, mailbox, &envelope, parse_subscribe)
+            .await
+    }
+
+    /// The events of a pull subscription after `from`. A failed subscription (not
+    /// found, expired, …) is an error whose action is to resubscribe and resync.
+    pub async fn get_events(
+        &self,
+        mailbox: &Mailbox,
+        subscription_id: &str,
+        from: &str,
+    ) -> Result<EventsReply, ClientError> {
+        let envelope = self
+            .request(Some(mailbox))
+            .get_events(subscription_id, from);
+        let mut reply = self
+            .exchange(Repeat::Always, mailbox, &envelope, parse_events)
+            .await?;
+        if let Some((_, error)) = reply.failed.pop() {
+            return Err(self.ews(error));
+        }
+        Ok(reply)
+    }
+
+    /// A streaming subscription to the mailbox's calendar.
+    pub async fn subscribe_streaming(&self, mailbox: &Mailbox) -> Result<Subscribed, ClientError> {
+        let envelope = self.request(Some(mailbox)).subscribe_streaming();
+        self.exchange(Repeat::Always, mailbox, &envelope, parse_subscribe)
+            .await
+    }
+
+    /// One SyncFolderItems round on the mailbox's calendar. Persist `sync_state` only
+    /// after the changes are applied; loop while `includes_last_item_in_range` is false.
+    pub async fn sync_folder_items(
+        &self,
+        mailbox: &Mailbox,
+        sync_state: Option<&str>,
+        max_changes: u32,
+    ) -> Result<SyncRound, ClientError> {
+        let envelope = self
+            .request(Some(mailbox))
+            .sync_folder_items(sync_state, max_changes);
+        self.exchange(Repeat::Always, mailbox, &envelope, parse_sync_folder_items)
+            .await
+    }
+
+    /// Create `item` in the mailbox's calendar (nobody invited); its new id and change
+    /// key. Repeated only when the server certainly did not act, so a lost reply
+    /// never makes a duplicate.
+    pub async fn create_item(
+        &self,
+        mailbox: &Mailbox,
+        item: &CalendarItem,
+    ) -> Result<(String, String), ClientError> {
+        let envelope = self.request(Some(mailbox)).create_item(item);
+        self.exchange(Repeat::OnlyIfNotProcessed, mailbox, &envelope, first_saved)
+            .await
+    }
+
+    /// Write the basic fields of `item` over the item `id`, if it still has `change_key`;
+    /// the new change key. (A repeat after a lost reply meets a new change key and
+    /// fails as a conflict instead of writing twice.)
+    pub async fn update_item(
+        &self,
+        mailbox: &Mailbox,
+        id: &str,
+        change_key: &str,
+        item: &CalendarItem,
+    ) -> Result<String, ClientError> {
+        let envelope = self
+            .request(Some(mailbox))
+            .update_item(id, change_key, item);
+        self.exchange(Repeat::Always, mailbox, &envelope, |text| {
+            first_saved(text).map(|(_, key)| key)
+        })
+        .await
+    }
+
+    /// Delete the item `id` (to Deleted Items, cancelling nothing).
+    pub async fn delete_item(
+        &self,
+        mailbox: &Mailbox,
+        id: &str,
+        change_key: Option<&str>,
+    ) -> Result<(), ClientError> {
+        let envelope = self.request(Some(mailbox)).delete_item(id, change_key);
+        self.exchange(Repeat::Always, mailbox, &envelope, |text| {
+            let root = super::xml::parse(text)?;
+            for message in super::response::response_messages(super::response::body(&root)?)? {
+                message.into_result()?;
+            }
+            Ok(())
+        })
+        .await
     }
 }
