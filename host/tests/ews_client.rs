@@ -813,3 +813,54 @@ mod retries {
         assert_eq!(creates, 1);
     }
 }
+
+#[tokio::test]
+async fn push_notifications_reach_the_listener_and_unsubscribe_ends_them() {
+    use calvert::ews::notification::EventKind;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let server = simulator().await;
+    let wanted = std::sync::Arc::new(AtomicBool::new(true));
+    let keep = wanted.clone();
+    let mut listener = calvert::ews::push::listen(
+        "127.0.0.1:0".parse().unwrap(),
+        std::sync::Arc::new(move |_: &str| keep.load(Ordering::SeqCst)),
+    )
+    .await
+    .unwrap();
+    let client = client(&server, "secret");
+    let subscription = client
+        .subscribe_push(&kim(), &listener.url("127.0.0.1"), None, 1)
+        .await
+        .unwrap();
+
+    server.exchange.put_item(
+        "kim@flexi.se",
+        SimItem::appointment("kim-push", "Lunch", NOW, NOW + 600),
+    );
+    let notification = tokio::time::timeout(Duration::from_secs(5), listener.notifications.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(notification.subscription_id, subscription.subscription_id);
+    assert_eq!(notification.events[0].kind, EventKind::Created);
+    assert_eq!(notification.events[0].item_id.as_deref(), Some("kim-push"));
+
+    // Calvert no longer wants it: the answer says Unsubscribe and Exchange drops it.
+    wanted.store(false, Ordering::SeqCst);
+    server.exchange.delete_item("kim@flexi.se", "kim-push");
+    let notification = tokio::time::timeout(Duration::from_secs(5), listener.notifications.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(notification.events[0].kind, EventKind::Deleted);
+    for _ in 0..50 {
+        if !server
+            .exchange
+            .has_subscription(&subscription.subscription_id)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the subscription should end after Unsubscribe");
+}

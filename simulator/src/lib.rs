@@ -13,7 +13,8 @@
 //! connection writing one envelope after another, keep-alives, Closed at the end),
 //! SyncFolderItems with sync states (paged by MaxChangesReturned; a corrupt state is
 //! ErrorInvalidSyncStateData), CreateItem, UpdateItem (a stale change key is
-//! ErrorIrresolvableConflict) and DeleteItem.
+//! ErrorIrresolvableConflict) and DeleteItem, and push subscriptions (events POSTed
+//! to the subscriber's URL as SendNotification; an Unsubscribe answer ends them).
 //! Anything else answers `ErrorInvalidRequest`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -394,6 +395,7 @@ struct Parsed {
     fields: BTreeMap<String, String>,
     sync_state: Option<String>,
     max_changes: Option<usize>,
+    push_url: Option<String>,
 }
 
 fn attr(e: &quick_xml::events::BytesStart<'_>, name: &[u8]) -> Option<String> {
@@ -445,7 +447,7 @@ fn parse_request(body: &str) -> Result<Parsed, String> {
                     | "StreamingSubscriptionRequest" => {
                         parsed.subscription_kind = Some(name.clone())
                     }
-                    "SubscriptionId" | "Watermark" | "SyncState" | "MaxChangesReturned" => {
+                    "SubscriptionId" | "Watermark" | "SyncState" | "MaxChangesReturned" | "URL" => {
                         text_of = Some(name.clone())
                     }
                     "ItemId"
@@ -475,6 +477,7 @@ fn parse_request(body: &str) -> Result<Parsed, String> {
                     Some("Watermark") => parsed.watermark = Some(value),
                     Some("SyncState") => parsed.sync_state = Some(value),
                     Some("MaxChangesReturned") => parsed.max_changes = value.parse().ok(),
+                    Some("URL") => parsed.push_url = Some(value),
                     Some(field) => {
                         parsed.fields.insert(field.to_string(), value);
                     }
@@ -743,6 +746,86 @@ fn streaming_response(
         .into_response()
 }
 
+/// Push: POST each batch of a subscription's events to its URL as a
+/// `SendNotification`; an answer of `Unsubscribe` (or a URL that keeps failing) ends
+/// the subscription.
+async fn push_notifications(
+    exchange: Exchange,
+    id: String,
+    url: String,
+    mut mark: u64,
+    tick: Duration,
+) {
+    let http = reqwest::Client::new();
+    let mut failures = 0;
+    loop {
+        tokio::time::sleep(tick).await;
+        let (events, previous) = {
+            let directory = exchange.lock();
+            let Some(subscription) = directory.subscriptions.get(&id) else {
+                return;
+            };
+            let fresh: Vec<(u64, &'static str, String)> = subscription
+                .events
+                .iter()
+                .filter(|(n, _, _)| *n > mark)
+                .cloned()
+                .collect();
+            (fresh, mark)
+        };
+        if events.is_empty() {
+            continue;
+        }
+        let mut body = String::new();
+        for (n, kind, item) in &events {
+            let _ = write!(
+                body,
+                r#"<t:{kind}><t:Watermark>{}</t:Watermark><t:TimeStamp>2026-11-25T09:00:00Z</t:TimeStamp><t:ItemId Id="{}" ChangeKey="x"/><t:ParentFolderId Id="calendar" ChangeKey="x"/></t:{kind}>"#,
+                watermark(*n),
+                escape(item)
+            );
+        }
+        let notification = format!(
+            r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{SOAP}"><s:Header><t:RequestServerVersion xmlns:t="{TYPES}" Version="Exchange2016"/></s:Header><s:Body><m:SendNotification xmlns:m="{MESSAGES}" xmlns:t="{TYPES}"><m:ResponseMessages><m:SendNotificationResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Notification><t:SubscriptionId>{}</t:SubscriptionId><t:PreviousWatermark>{}</t:PreviousWatermark><t:MoreEvents>false</t:MoreEvents>{body}</m:Notification></m:SendNotificationResponseMessage></m:ResponseMessages></m:SendNotification></s:Body></s:Envelope>"#,
+            escape(&id),
+            watermark(previous)
+        );
+        let answer = http
+            .post(&url)
+            .header(header::CONTENT_TYPE, "text/xml; charset=utf-8")
+            .body(notification)
+            .send()
+            .await;
+        let text = match answer {
+            Ok(response) if response.status().is_success() => {
+                response.text().await.unwrap_or_default()
+            }
+            _ => {
+                failures += 1;
+                if failures >= 3 {
+                    exchange.lock().subscriptions.remove(&id);
+                    return;
+                }
+                continue;
+            }
+        };
+        failures = 0;
+        mark = events.last().map(|e| e.0).unwrap_or(mark);
+        if text.contains(">Unsubscribe<") {
+            exchange.lock().subscriptions.remove(&id);
+            return;
+        }
+    }
+}
+
+impl Exchange {
+    /// Whether a subscription still exists (push subscriptions end when the listener
+    /// answers Unsubscribe).
+    pub fn has_subscription(&self, id: &str) -> bool {
+        self.lock().subscriptions.contains_key(id)
+    }
+}
+
 fn answer(exchange: &Exchange, headers: &HeaderMap, body: &[u8], drop_stream: bool) -> Response {
     let unauthorized = || {
         (
@@ -856,6 +939,48 @@ fn answer(exchange: &Exchange, headers: &HeaderMap, body: &[u8], drop_stream: bo
                 StatusCode::OK,
                 envelope(&format!(
                     r#"<m:GetItemResponse xmlns:m="{MESSAGES}" xmlns:t="{TYPES}"><m:ResponseMessages>{messages}</m:ResponseMessages></m:GetItemResponse>"#
+                )),
+            )
+        }
+        ("Subscribe", _)
+            if parsed.subscription_kind.as_deref() == Some("PushSubscriptionRequest") =>
+        {
+            let Some(url) = parsed.push_url.clone() else {
+                return xml_reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    fault(
+                        "ErrorInvalidPushSubscriptionUrl",
+                        "The URL is missing.",
+                        None,
+                    ),
+                );
+            };
+            let id = format!("sub-{}-{}", mailbox, directory.subscriptions.len() + 1);
+            directory.next_watermark += 1;
+            let start = directory.next_watermark;
+            directory.subscriptions.insert(
+                id.clone(),
+                Subscription {
+                    mailbox: mailbox.clone(),
+                    events: Vec::new(),
+                    expired: false,
+                },
+            );
+            let tick = directory.stream_timing.tick;
+            drop(directory);
+            tokio::spawn(push_notifications(
+                exchange.clone(),
+                id.clone(),
+                url,
+                start,
+                tick,
+            ));
+            xml_reply(
+                StatusCode::OK,
+                envelope(&format!(
+                    r#"<m:SubscribeResponse xmlns:m="{MESSAGES}" xmlns:t="{TYPES}"><m:ResponseMessages><m:SubscribeResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:SubscriptionId>{}</m:SubscriptionId><m:Watermark>{}</m:Watermark></m:SubscribeResponseMessage></m:ResponseMessages></m:SubscribeResponse>"#,
+                    escape(&id),
+                    watermark(start)
                 )),
             )
         }

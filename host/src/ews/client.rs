@@ -881,4 +881,20 @@ impl EwsClient {
         })
         .await
     }
+
+    /// A push subscription: Exchange POSTs the calendar's events to `url` (the push
+    /// listener), at least every `status_frequency_minutes`.
+    pub async fn subscribe_push(
+        &self,
+        mailbox: &Mailbox,
+        url: &str,
+        from: Option<&str>,
+        status_frequency_minutes: u32,
+    ) -> Result<Subscribed, ClientError> {
+        let envelope =
+            self.request(Some(mailbox))
+                .subscribe_push(url, from, status_frequency_minutes);
+        self.exchange(Repeat::Always, mailbox, &envelope, parse_subscribe)
+            .await
+    }
 }

@@ -10,6 +10,7 @@ pub mod autodiscover;
 pub mod calendar;
 pub mod client;
 pub mod notification;
+pub mod push;
 pub mod request;
 pub mod response;
 pub mod xml;
