@@ -1180,11 +1180,17 @@ fn answer(exchange: &Exchange, headers: &HeaderMap, body: &[u8], drop_stream: bo
         }
         ("CreateItem", _) | ("UpdateItem", _) | ("DeleteItem", _) => {
             let operation = parsed.operation.clone();
+            // The schema wants an (empty) Items in a failed create or update reply.
+            let items = if operation == "DeleteItem" {
+                ""
+            } else {
+                "<m:Items/>"
+            };
             let error = |code: &str, text: &str| {
                 xml_reply(
                     StatusCode::OK,
                     envelope(&format!(
-                        r#"<m:{operation}Response xmlns:m="{MESSAGES}" xmlns:t="{TYPES}"><m:ResponseMessages><m:{operation}ResponseMessage ResponseClass="Error"><m:MessageText>{text}</m:MessageText><m:ResponseCode>{code}</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey></m:{operation}ResponseMessage></m:ResponseMessages></m:{operation}Response>"#
+                        r#"<m:{operation}Response xmlns:m="{MESSAGES}" xmlns:t="{TYPES}"><m:ResponseMessages><m:{operation}ResponseMessage ResponseClass="Error"><m:MessageText>{text}</m:MessageText><m:ResponseCode>{code}</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>{items}</m:{operation}ResponseMessage></m:ResponseMessages></m:{operation}Response>"#
                     )),
                 )
             };
