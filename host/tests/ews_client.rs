@@ -864,3 +864,46 @@ async fn push_notifications_reach_the_listener_and_unsubscribe_ends_them() {
     }
     panic!("the subscription should end after Unsubscribe");
 }
+
+#[tokio::test]
+async fn subscription_calls_keep_the_groups_back_end_affinity() {
+    let server = simulator().await;
+    let client = client(&server, "secret");
+    let first = client.subscribe_pull(&kim(), None, 5).await.unwrap();
+    assert_eq!(
+        client.affinity_cookie().as_deref(),
+        Some("SIMBE01.flexi.local~1941996295")
+    );
+    let second = client.subscribe_streaming(&kim()).await.unwrap();
+    client
+        .get_events(
+            &kim(),
+            &first.subscription_id,
+            first.watermark.as_deref().unwrap(),
+        )
+        .await
+        .unwrap();
+    client
+        .stream_events(
+            &kim(),
+            &[&second.subscription_id],
+            1,
+            Duration::from_secs(5),
+            |_| false,
+        )
+        .await
+        .unwrap();
+    // Calendar reads are not subscription calls: no cookie.
+    client.find_page(&kim(), NOW, NOW + 3600, 10).await.unwrap();
+    let cookie = Some("SIMBE01.flexi.local~1941996295".to_string());
+    assert_eq!(
+        server.exchange.affinity(),
+        [
+            ("Subscribe".to_string(), None),
+            ("Subscribe".to_string(), cookie.clone()),
+            ("GetEvents".to_string(), cookie.clone()),
+            ("GetStreamingEvents".to_string(), cookie),
+            ("FindItem".to_string(), None),
+        ]
+    );
+}

@@ -152,6 +152,8 @@ struct Directory {
     next_watermark: u64,
     faults: VecDeque<Fault>,
     requests: Vec<String>,
+    /// Per request: (operation, the X-BackEndOverrideCookie it carried).
+    affinity: Vec<(String, Option<String>)>,
 }
 
 impl Directory {
@@ -318,6 +320,11 @@ impl Exchange {
     /// Queue a fault for the next request.
     pub fn inject(&self, fault: Fault) {
         self.lock().faults.push_back(fault);
+    }
+
+    /// Per request: the operation and the X-BackEndOverrideCookie it carried.
+    pub fn affinity(&self) -> Vec<(String, Option<String>)> {
+        self.lock().affinity.clone()
     }
 
     /// The operation names received so far, in order.
@@ -616,7 +623,24 @@ async fn ews(State(exchange): State<Exchange>, headers: HeaderMap, body: Bytes) 
         tokio::time::sleep(*delay).await;
     }
     let drop_stream = fault_now == Some(Fault::DropStream);
-    let reply = answer(&exchange, &headers, &body, drop_stream);
+    let mut reply = answer(&exchange, &headers, &body, drop_stream);
+    // The first subscribe of a group that asks for affinity gets the back-end cookie.
+    let first_subscribe = {
+        let directory = exchange.lock();
+        matches!(directory.affinity.last(), Some((op, None)) if op == "Subscribe")
+    };
+    if first_subscribe
+        && headers
+            .get("X-PreferServerAffinity")
+            .is_some_and(|v| v == "true")
+    {
+        reply.headers_mut().insert(
+            header::SET_COOKIE,
+            header::HeaderValue::from_static(
+                "X-BackEndOverrideCookie=SIMBE01.flexi.local~1941996295; path=/",
+            ),
+        );
+    }
     match fault_now {
         None | Some(Fault::Slow(_)) | Some(Fault::DropStream) => reply,
         Some(Fault::Status(code)) => StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR).into_response(),
@@ -862,6 +886,16 @@ fn answer(exchange: &Exchange, headers: &HeaderMap, body: &[u8], drop_stream: bo
         }
     };
     directory.requests.push(parsed.operation.clone());
+    let cookie = headers
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| {
+            c.split(';')
+                .map(str::trim)
+                .find_map(|kv| kv.strip_prefix("X-BackEndOverrideCookie="))
+        })
+        .map(str::to_string);
+    directory.affinity.push((parsed.operation.clone(), cookie));
     let Some(mailbox) = parsed.impersonated.clone() else {
         return xml_reply(
             StatusCode::INTERNAL_SERVER_ERROR,

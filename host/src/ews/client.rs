@@ -102,6 +102,8 @@ fn first_saved(reply: &str) -> Result<(String, String), EwsError> {
 enum Repeat {
     Always,
     OnlyIfNotProcessed,
+    /// A subscription call: repeatable, and sent with the group's server affinity.
+    Affine,
 }
 
 /// How the service account signs in.
@@ -258,6 +260,9 @@ pub struct EwsClient {
     /// The version to request: `config.version` until a reply's ServerVersionInfo says.
     version: std::sync::Arc<std::sync::Mutex<ServerVersion>>,
     token: std::sync::Arc<tokio::sync::Mutex<Option<Token>>>,
+    /// The `X-BackEndOverrideCookie` of this client's subscription group (brief §1.2):
+    /// returned by the first subscribe, sent on every later subscription call.
+    affinity: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 /// MajorVersion/MinorVersion of a reply's `ServerVersionInfo`, read from its head
@@ -310,6 +315,7 @@ impl EwsClient {
             config,
             version,
             token: Default::default(),
+            affinity: Default::default(),
         })
     }
 
@@ -338,6 +344,52 @@ impl EwsClient {
         mailbox: Option<&Mailbox>,
         envelope: String,
     ) -> Result<String, ClientError> {
+        self.call_with(mailbox, envelope, false).await
+    }
+
+    /// The back-end cookie of this client's subscription group, once known.
+    pub fn affinity_cookie(&self) -> Option<String> {
+        self.affinity
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Subscription calls of one group ask for server affinity and carry the group's
+    /// back-end cookie; the first one's reply sets it.
+    fn with_affinity(&self, mut request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        request = request.header("X-PreferServerAffinity", "true");
+        if let Some(cookie) = self.affinity_cookie() {
+            request = request.header(
+                reqwest::header::COOKIE,
+                format!("X-BackEndOverrideCookie={cookie}"),
+            );
+        }
+        request
+    }
+
+    fn remember_affinity(&self, response: &reqwest::Response) {
+        let cookie = response
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.strip_prefix("X-BackEndOverrideCookie="))
+            .map(|v| v.split(';').next().unwrap_or(v).to_string());
+        if let Some(cookie) = cookie {
+            *self
+                .affinity
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(cookie);
+        }
+    }
+
+    async fn call_with(
+        &self,
+        mailbox: Option<&Mailbox>,
+        envelope: String,
+        affinity: bool,
+    ) -> Result<String, ClientError> {
         let url = &self.config.url;
         let mut attempt = 0;
         let response = loop {
@@ -348,6 +400,9 @@ impl EwsClient {
                 .body(envelope.clone());
             if let Some(mailbox) = mailbox {
                 request = request.header("X-AnchorMailbox", mailbox.anchor());
+            }
+            if affinity {
+                request = self.with_affinity(request);
             }
             let response = self
                 .authorize(request)
@@ -369,6 +424,9 @@ impl EwsClient {
                 user: self.config.credentials.who().to_string(),
             });
         };
+        if affinity {
+            self.remember_affinity(&response);
+        }
         let status = response.status().as_u16();
         if response
             .content_length()
@@ -514,11 +572,11 @@ impl EwsClient {
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")
             .header("X-AnchorMailbox", mailbox.anchor())
-            .header("X-PreferServerAffinity", "true")
             .timeout(Duration::from_secs(
                 u64::from(timeout_minutes.clamp(1, 30)) * 60 + 60,
             ))
             .body(envelope);
+        let request = self.with_affinity(request);
         let refresh_at = self.token_refresh_at().await?;
         let mut response = self
             .authorize(request)
@@ -726,7 +784,7 @@ impl EwsClient {
                 }
                 other => other.action() == EwsAction::RetryLater,
             };
-            let allowed = repeat == Repeat::Always || error.not_processed();
+            let allowed = repeat != Repeat::OnlyIfNotProcessed || error.not_processed();
             if !transient || !allowed || attempt + 1 >= policy.attempts {
                 return Err(error);
             }
@@ -753,7 +811,10 @@ impl EwsClient {
         parse: impl Fn(&str) -> Result<T, EwsError>,
     ) -> Result<T, ClientError> {
         self.retrying(repeat, || async {
-            let text = self.call(Some(mailbox), envelope.to_string()).await?;
+            let affinity = repeat == Repeat::Affine;
+            let text = self
+                .call_with(Some(mailbox), envelope.to_string(), affinity)
+                .await?;
             parse(&text).map_err(|e| self.ews(e))
         })
         .await
@@ -786,7 +847,7 @@ impl EwsClient {
         let envelope = self
             .request(Some(mailbox))
             .subscribe_pull(from, timeout_minutes);
-        self.exchange(Repeat::Always, mailbox, &envelope, parse_subscribe)
+        self.exchange(Repeat::Affine, mailbox, &envelope, parse_subscribe)
             .await
     }
 
@@ -802,7 +863,7 @@ impl EwsClient {
             .request(Some(mailbox))
             .get_events(subscription_id, from);
         let mut reply = self
-            .exchange(Repeat::Always, mailbox, &envelope, parse_events)
+            .exchange(Repeat::Affine, mailbox, &envelope, parse_events)
             .await?;
         if let Some((_, error)) = reply.failed.pop() {
             return Err(self.ews(error));
@@ -813,7 +874,7 @@ impl EwsClient {
     /// A streaming subscription to the mailbox's calendar.
     pub async fn subscribe_streaming(&self, mailbox: &Mailbox) -> Result<Subscribed, ClientError> {
         let envelope = self.request(Some(mailbox)).subscribe_streaming();
-        self.exchange(Repeat::Always, mailbox, &envelope, parse_subscribe)
+        self.exchange(Repeat::Affine, mailbox, &envelope, parse_subscribe)
             .await
     }
 
@@ -894,7 +955,7 @@ impl EwsClient {
         let envelope =
             self.request(Some(mailbox))
                 .subscribe_push(url, from, status_frequency_minutes);
-        self.exchange(Repeat::Always, mailbox, &envelope, parse_subscribe)
+        self.exchange(Repeat::Affine, mailbox, &envelope, parse_subscribe)
             .await
     }
 }
