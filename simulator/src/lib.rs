@@ -157,6 +157,21 @@ struct Directory {
 }
 
 impl Directory {
+    /// A new subscription to `mailbox`'s calendar: its id and starting watermark.
+    fn subscribe(&mut self, mailbox: &str) -> (String, u64) {
+        let id = format!("sub-{}-{}", mailbox, self.subscriptions.len() + 1);
+        self.next_watermark += 1;
+        self.subscriptions.insert(
+            id.clone(),
+            Subscription {
+                mailbox: mailbox.to_string(),
+                events: Vec::new(),
+                expired: false,
+            },
+        );
+        (id, self.next_watermark)
+    }
+
     fn notify(&mut self, mailbox: &str, event: &'static str, item: &str) {
         self.next_watermark += 1;
         let number = self.next_watermark;
@@ -507,6 +522,15 @@ fn parse_request(body: &str) -> Result<Parsed, String> {
     Ok(parsed)
 }
 
+/// One notification event in EWS XML.
+fn event_xml(number: u64, kind: &str, item: &str) -> String {
+    format!(
+        r#"<t:{kind}><t:Watermark>{}</t:Watermark><t:TimeStamp>2026-11-25T09:00:00Z</t:TimeStamp><t:ItemId Id="{}" ChangeKey="x"/><t:ParentFolderId Id="calendar" ChangeKey="x"/></t:{kind}>"#,
+        watermark(number),
+        escape(item)
+    )
+}
+
 fn envelope(body: &str) -> String {
     format!(
         r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{SOAP}"><s:Header><h:ServerVersionInfo MajorVersion="15" MinorVersion="2" MajorBuildNumber="1544" MinorBuildNumber="4" Version="V2018_01_08" xmlns:h="{TYPES}"/></s:Header><s:Body xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:xsd="http://www.w3.org/2001/XMLSchema">{body}</s:Body></s:Envelope>"#
@@ -733,12 +757,7 @@ fn streaming_response(
                     );
                     for (n, kind, item) in fresh {
                         marks[i] = *n;
-                        let _ = write!(
-                            notifications,
-                            r#"<t:{kind}><t:Watermark>{}</t:Watermark><t:TimeStamp>2026-11-25T09:00:00Z</t:TimeStamp><t:ItemId Id="{}" ChangeKey="x"/><t:ParentFolderId Id="calendar" ChangeKey="x"/></t:{kind}>"#,
-                            watermark(*n),
-                            escape(item)
-                        );
+                        notifications.push_str(&event_xml(*n, kind, item));
                     }
                     notifications.push_str("</m:Notification>");
                 }
@@ -802,12 +821,7 @@ async fn push_notifications(
         }
         let mut body = String::new();
         for (n, kind, item) in &events {
-            let _ = write!(
-                body,
-                r#"<t:{kind}><t:Watermark>{}</t:Watermark><t:TimeStamp>2026-11-25T09:00:00Z</t:TimeStamp><t:ItemId Id="{}" ChangeKey="x"/><t:ParentFolderId Id="calendar" ChangeKey="x"/></t:{kind}>"#,
-                watermark(*n),
-                escape(item)
-            );
+            body.push_str(&event_xml(*n, kind, item));
         }
         let notification = format!(
             r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{SOAP}"><s:Header><t:RequestServerVersion xmlns:t="{TYPES}" Version="Exchange2016"/></s:Header><s:Body><m:SendNotification xmlns:m="{MESSAGES}" xmlns:t="{TYPES}"><m:ResponseMessages><m:SendNotificationResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Notification><t:SubscriptionId>{}</t:SubscriptionId><t:PreviousWatermark>{}</t:PreviousWatermark><t:MoreEvents>false</t:MoreEvents>{body}</m:Notification></m:SendNotificationResponseMessage></m:ResponseMessages></m:SendNotification></s:Body></s:Envelope>"#,
@@ -989,17 +1003,7 @@ fn answer(exchange: &Exchange, headers: &HeaderMap, body: &[u8], drop_stream: bo
                     ),
                 );
             };
-            let id = format!("sub-{}-{}", mailbox, directory.subscriptions.len() + 1);
-            directory.next_watermark += 1;
-            let start = directory.next_watermark;
-            directory.subscriptions.insert(
-                id.clone(),
-                Subscription {
-                    mailbox: mailbox.clone(),
-                    events: Vec::new(),
-                    expired: false,
-                },
-            );
+            let (id, start) = directory.subscribe(&mailbox);
             let tick = directory.stream_timing.tick;
             drop(directory);
             tokio::spawn(push_notifications(
@@ -1027,17 +1031,7 @@ fn answer(exchange: &Exchange, headers: &HeaderMap, body: &[u8], drop_stream: bo
             let streaming =
                 parsed.subscription_kind.as_deref() == Some("StreamingSubscriptionRequest");
             // The simulator keeps no history: a subscription sees what happens after it.
-            let id = format!("sub-{}-{}", mailbox, directory.subscriptions.len() + 1);
-            directory.next_watermark += 1;
-            let start = directory.next_watermark;
-            directory.subscriptions.insert(
-                id.clone(),
-                Subscription {
-                    mailbox: mailbox.clone(),
-                    events: Vec::new(),
-                    expired: false,
-                },
-            );
+            let (id, start) = directory.subscribe(&mailbox);
             xml_reply(
                 StatusCode::OK,
                 envelope(&format!(
@@ -1083,12 +1077,7 @@ fn answer(exchange: &Exchange, headers: &HeaderMap, body: &[u8], drop_stream: bo
             let mut last = after;
             for (n, kind, item) in subscription.events.iter().filter(|(n, _, _)| *n > after) {
                 last = *n;
-                let _ = write!(
-                    events,
-                    r#"<t:{kind}><t:Watermark>{}</t:Watermark><t:TimeStamp>2026-11-25T09:00:00Z</t:TimeStamp><t:ItemId Id="{}" ChangeKey="x"/><t:ParentFolderId Id="calendar" ChangeKey="x"/></t:{kind}>"#,
-                    watermark(*n),
-                    escape(item)
-                );
+                events.push_str(&event_xml(*n, kind, item));
             }
             if events.is_empty() {
                 let _ = write!(
