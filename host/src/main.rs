@@ -38,9 +38,13 @@ enum Command {
     Check {
         /// The mailbox to read, e.g. kim@flexi.se.
         mailbox: String,
-        /// The EWS URL, e.g. https://mail1.flexi.se/EWS/Exchange.asmx.
+        /// The EWS URL, e.g. https://mail1.flexi.se/EWS/Exchange.asmx; found by
+        /// Autodiscover from the mailbox's domain when left out (Basic sign-in).
         #[arg(long)]
-        url: String,
+        url: Option<String>,
+        /// An Autodiscover endpoint to ask instead of the domain's usual ones.
+        #[arg(long)]
+        autodiscover_url: Option<String>,
         /// The service account that impersonates the mailbox (Basic sign-in).
         #[arg(long, required_unless_present = "client_id")]
         user: Option<String>,
@@ -132,6 +136,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
         Command::Check {
             mailbox,
             url,
+            autodiscover_url,
             user,
             password_file,
             client_id,
@@ -176,6 +181,35 @@ fn run(command: Command) -> Result<ExitCode, String> {
                     );
                 }
             };
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
+            let url = match (url, &credentials) {
+                (Some(url), _) => url,
+                (None, calvert::ews::client::Credentials::Basic { user, password }) => {
+                    let mut discoverer = calvert::ews::discovery::Discoverer::new(
+                        user,
+                        password,
+                        std::time::Duration::from_secs(timeout),
+                    )
+                    .map_err(|e| format!("cannot start the HTTP client: {e}"))?;
+                    if let Some(endpoint) = autodiscover_url {
+                        discoverer = discoverer.with_endpoints(vec![endpoint]);
+                    }
+                    let settings = runtime
+                        .block_on(discoverer.discover(&mailbox))
+                        .map_err(|e| e.to_string())?;
+                    eprintln!(
+                        "calvert: Autodiscover: {mailbox} is served by {}",
+                        settings.ews_url
+                    );
+                    settings.ews_url
+                }
+                (None, _) => {
+                    return Err("give --url: with OAuth, Exchange Online's EWS URL is https://outlook.office365.com/EWS/Exchange.asmx".into());
+                }
+            };
             let client = calvert::ews::client::EwsClient::new(calvert::ews::client::ServerConfig {
                 url,
                 credentials,
@@ -189,10 +223,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 .into_iter()
                 .map(|(word, reason)| calvert::component::wit::Trigger { word, reason })
                 .collect();
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
+
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs() as i64)

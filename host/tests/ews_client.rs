@@ -321,6 +321,33 @@ fn calvert_check_against_the_simulator() {
     let out = run("secret", &["--json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["diversion"]["item_id"], "kim-now");
+    // Without --url, Autodiscover finds the server.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_calvert"))
+        .args([
+            "check",
+            "kim@flexi.se",
+            "--user",
+            "calvert",
+            "--trigger",
+            "lunch=LUNCH",
+        ])
+        .arg("--autodiscover-url")
+        .arg(format!(
+            "http://{}/autodiscover/autodiscover.svc",
+            server.addr
+        ))
+        .env("CALVERT_EWS_PASSWORD", "secret")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Autodiscover: kim@flexi.se is served by")
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("now: diverted, reason LUNCH"));
     let out = run("wrong", &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("check the user name and password"));
@@ -906,4 +933,84 @@ async fn subscription_calls_keep_the_groups_back_end_affinity() {
             ("FindItem".to_string(), None),
         ]
     );
+}
+
+mod autodiscover {
+    use super::*;
+    use calvert::ews::autodiscover::AutodiscoverError;
+    use calvert::ews::discovery::{Discoverer, DiscoveryError};
+
+    fn discoverer(server: &Server) -> Discoverer {
+        Discoverer::new("calvert", "secret", Duration::from_secs(5))
+            .unwrap()
+            .with_endpoints(vec![format!(
+                "http://{}/autodiscover/autodiscover.svc",
+                server.addr
+            )])
+    }
+
+    #[tokio::test]
+    async fn finds_the_ews_url_follows_redirects_and_caches() {
+        let server = simulator().await;
+        let discoverer = discoverer(&server);
+        let settings = discoverer.discover("Kim@Flexi.se").await.unwrap();
+        assert_eq!(settings.ews_url, server.ews_url());
+        assert_eq!(settings.grouping.as_deref(), Some("SIM-GROUP-1"));
+        discoverer.discover("kim@flexi.se").await.unwrap();
+        assert_eq!(
+            server.exchange.autodiscover_requests(),
+            1,
+            "the second answer came from the cache"
+        );
+        discoverer.forget("kim@flexi.se");
+        discoverer.discover("kim@flexi.se").await.unwrap();
+        assert_eq!(server.exchange.autodiscover_requests(), 2);
+
+        server
+            .exchange
+            .redirect_address("kim.old@flexi.se", "kim@flexi.se");
+        assert_eq!(
+            discoverer
+                .discover("kim.old@flexi.se")
+                .await
+                .unwrap()
+                .ews_url,
+            server.ews_url()
+        );
+    }
+
+    #[tokio::test]
+    async fn loops_unknown_users_and_unreachable_endpoints_are_clear_errors() {
+        let server = simulator().await;
+        server.exchange.redirect_address("a@flexi.se", "b@flexi.se");
+        server.exchange.redirect_address("b@flexi.se", "a@flexi.se");
+        let err = discoverer(&server)
+            .discover("a@flexi.se")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, DiscoveryError::Rules(AutodiscoverError::Loop { .. })),
+            "{err:?}"
+        );
+
+        let err = discoverer(&server)
+            .discover("nobody@flexi.se")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("InvalidUser"), "{err}");
+
+        let addr = server.addr;
+        drop(server);
+        let gone = Discoverer::new("calvert", "secret", Duration::from_secs(2))
+            .unwrap()
+            .with_endpoints(vec![format!("http://{addr}/autodiscover/autodiscover.svc")]);
+        let err = gone.discover("kim@flexi.se").await.unwrap_err();
+        assert!(matches!(err, DiscoveryError::NotFound { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("set the server's EWS URL by hand"),
+            "{err}"
+        );
+        let err = gone.discover("not-an-address").await;
+        assert!(err.is_err());
+    }
 }

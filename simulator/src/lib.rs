@@ -139,6 +139,9 @@ struct App {
 
 #[derive(Debug, Default)]
 struct Directory {
+    /// Autodiscover: addresses answered with RedirectAddress to another address.
+    redirects: BTreeMap<String, String>,
+    autodiscover_requests: usize,
     apps: BTreeMap<String, App>,
     /// Issued access tokens: token → (app, expiry).
     tokens: BTreeMap<String, (String, tokio::time::Instant)>,
@@ -312,6 +315,18 @@ impl Exchange {
         );
     }
 
+    /// Autodiscover answers `from` with a RedirectAddress to `to`.
+    pub fn redirect_address(&self, from: &str, to: &str) {
+        self.lock()
+            .redirects
+            .insert(from.to_ascii_lowercase(), to.to_ascii_lowercase());
+    }
+
+    /// How many Autodiscover requests arrived.
+    pub fn autodiscover_requests(&self) -> usize {
+        self.lock().autodiscover_requests
+    }
+
     /// Revoke every issued token (the next EWS call with one gets 401).
     pub fn revoke_tokens(&self) {
         self.lock().tokens.clear();
@@ -383,6 +398,7 @@ pub async fn start_on(exchange: Exchange, addr: SocketAddr) -> std::io::Result<S
     let addr = listener.local_addr()?;
     let app = Router::new()
         .route("/EWS/Exchange.asmx", post(ews))
+        .route("/autodiscover/autodiscover.svc", post(autodiscover))
         .route(Exchange::token_path(), post(token))
         .with_state(exchange.clone());
     let task = tokio::spawn(async move {
@@ -568,6 +584,50 @@ fn item_xml(item: &SimItem) -> String {
         item.is_meeting,
         item.item_type,
         item.my_response
+    )
+}
+
+/// `POST /autodiscover/autodiscover.svc`: SOAP GetUserSettings for one mailbox. A
+/// known mailbox gets this server's EWS URL; a redirected one a RedirectAddress; an
+/// unknown one InvalidUser.
+async fn autodiscover(
+    State(exchange): State<Exchange>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let text = String::from_utf8_lossy(&body);
+    let mailbox = text
+        .split("Mailbox>")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_string();
+    let mut directory = exchange.lock();
+    directory.autodiscover_requests += 1;
+    const NS: &str = "http://schemas.microsoft.com/exchange/2010/Autodiscover";
+    let user = if let Some(target) = directory.redirects.get(&mailbox) {
+        format!(
+            "<ErrorCode>RedirectAddress</ErrorCode><ErrorMessage>Redirection address.</ErrorMessage><RedirectTarget>{}</RedirectTarget><UserSettingErrors/><UserSettings/>",
+            escape(target)
+        )
+    } else if directory.mailboxes.contains_key(&mailbox) {
+        format!(
+            "<ErrorCode>NoError</ErrorCode><ErrorMessage>No error.</ErrorMessage><UserSettingErrors/><UserSettings><UserSetting><Name>ExternalEwsUrl</Name><Value>http://{host}/EWS/Exchange.asmx</Value></UserSetting><UserSetting><Name>GroupingInformation</Name><Value>SIM-GROUP-1</Value></UserSetting></UserSettings>"
+        )
+    } else {
+        "<ErrorCode>InvalidUser</ErrorCode><ErrorMessage>Invalid user.</ErrorMessage><UserSettingErrors/><UserSettings/>".to_string()
+    };
+    xml_reply(
+        StatusCode::OK,
+        format!(
+            r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{SOAP}"><s:Body><GetUserSettingsResponseMessage xmlns="{NS}"><Response><ErrorCode>NoError</ErrorCode><ErrorMessage/><UserResponses><UserResponse>{user}</UserResponse></UserResponses></Response></GetUserSettingsResponseMessage></s:Body></s:Envelope>"#
+        ),
     )
 }
 

@@ -201,6 +201,14 @@ pub fn parse_get_user_settings(reply: &str) -> Result<Discovery, AutodiscoverErr
     }))
 }
 
+/// The POX request (`autodiscover.xml`) for `mailbox`.
+pub fn pox_request(mailbox: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"><Request><EMailAddress>{}</EMailAddress><AcceptableResponseSchema>{POX_RESPONSE_NS}</AcceptableResponseSchema></Request></Autodiscover>"#,
+        escape(mailbox)
+    )
+}
+
 /// Read a POX (`autodiscover.xml`) reply.
 pub fn parse_pox(reply: &str) -> Result<Discovery, AutodiscoverError> {
     let root = xml::parse(reply)?;

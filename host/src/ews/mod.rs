@@ -9,6 +9,7 @@
 pub mod autodiscover;
 pub mod calendar;
 pub mod client;
+pub mod discovery;
 pub mod notification;
 pub mod push;
 pub mod request;
