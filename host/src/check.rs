@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use crate::component::wit::{CalendarItem, DecidePolicy, Decision, FreeBusy, ReturnTime, Trigger};
+use crate::component::wit::{CalendarItem, DecidePolicy, Decision, Trigger};
 use crate::component::{CoreError, CoreInstance};
 use crate::ews::client::{ClientError, EwsClient};
 use crate::ews::request::Mailbox;
@@ -48,13 +48,7 @@ pub async fn run(
         .calendar(&target, now - WINDOW_BACK, now + WINDOW_AHEAD, 1000)
         .await?;
     items.sort_by(|a, b| (a.start, &a.id).cmp(&(b.start, &b.id)));
-    let policy = DecidePolicy {
-        divert_on: vec![FreeBusy::Busy, FreeBusy::Oof],
-        count_tentative_response: false,
-        default_reason: "back".into(),
-        oof_reason: None,
-        return_time: ReturnTime::BlockEnd,
-    };
+    let policy = DecidePolicy::default();
     let decision = core.decide(&items, &policy, triggers, zone, now)?;
     Ok(CheckReport {
         mailbox: mailbox.to_string(),

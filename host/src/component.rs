@@ -33,6 +33,21 @@ use wit::{
     UserStatus, ZoneResolution,
 };
 
+impl Default for DecidePolicy {
+    /// The core's default policy (`calvert_core::DecidePolicy::default`): Busy and Out
+    /// of Office divert, tentative answers do not count, reason "back", the return
+    /// time is the end of the busy block.
+    fn default() -> Self {
+        DecidePolicy {
+            divert_on: vec![wit::FreeBusy::Busy, wit::FreeBusy::Oof],
+            count_tentative_response: false,
+            default_reason: "back".into(),
+            oof_reason: None,
+            return_time: wit::ReturnTime::BlockEnd,
+        }
+    }
+}
+
 impl CalendarItem {
     /// A single busy appointment with empty text fields, as the core's own
     /// `CalendarItem::appointment`: the base that callers adjust.

@@ -191,3 +191,9 @@ fn rejected_input_is_a_list_of_problems_not_a_trap() {
         .unwrap();
     assert_eq!(problems.len(), 2, "{problems:?}");
 }
+
+#[test]
+fn the_hosts_default_policy_is_the_cores() {
+    let core_default: wit::DecidePolicy = calvert_core::DecidePolicy::default().convert();
+    assert_eq!(wit::DecidePolicy::default(), core_default);
+}

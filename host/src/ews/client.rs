@@ -462,8 +462,10 @@ impl EwsClient {
         }
         let looks_soap = text.contains("Envelope");
         match status {
-            200 | 500 if looks_soap => Ok(text),
-            200 => Ok(text), // the reader says what it is (HTML, empty, cut off)
+            // A 200 goes to the reader, which says what it is (HTML, empty, cut off);
+            // a 500 is read only when it carries a SOAP fault.
+            200 => Ok(text),
+            500 if looks_soap => Ok(text),
             502..=504 => Err(ClientError::Unavailable {
                 url: url.clone(),
                 status,
