@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod component;
+pub mod config;
 pub mod demo;
 pub mod ews;
 
