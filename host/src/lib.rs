@@ -9,5 +9,6 @@ pub mod component;
 pub mod config;
 pub mod demo;
 pub mod ews;
+pub mod store;
 
 pub use component::{CoreError, CoreInstance, DecisionCore};
