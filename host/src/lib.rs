@@ -8,6 +8,7 @@ pub mod check;
 pub mod component;
 pub mod config;
 pub mod demo;
+pub mod diversion;
 pub mod ews;
 pub mod store;
 
