@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod diversion;
 pub mod ews;
+pub mod service;
 pub mod store;
 
 pub use component::{CoreError, CoreInstance, DecisionCore};

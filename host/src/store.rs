@@ -124,8 +124,13 @@ pub enum StoreError {
 pub trait Store: Send + Sync {
     /// The record of one user (None: never seen).
     fn user(&self, address: &str) -> Result<Option<UserRecord>, StoreError>;
-    /// Replace a user's record, keeping `next_seq` monotonic.
-    fn put_user(&self, address: &str, record: &UserRecord) -> Result<(), StoreError>;
+    /// Change a user's record atomically (read, `change`, write; `change` may run
+    /// more than once) and return the new record. `next_seq` cannot go back.
+    fn update_user(
+        &self,
+        address: &str,
+        change: &mut dyn FnMut(&mut UserRecord),
+    ) -> Result<UserRecord, StoreError>;
     /// Every user with a record.
     fn users(&self) -> Result<Vec<(String, UserRecord)>, StoreError>;
     /// Append a call to the user's outbox under a fresh sequence number.
@@ -179,14 +184,17 @@ impl Store for MemoryStore {
         Ok(self.state().users.get(&user_key(address)).cloned())
     }
 
-    fn put_user(&self, address: &str, record: &UserRecord) -> Result<(), StoreError> {
+    fn update_user(
+        &self,
+        address: &str,
+        change: &mut dyn FnMut(&mut UserRecord),
+    ) -> Result<UserRecord, StoreError> {
         let mut state = self.state();
-        let key = user_key(address);
-        let next_seq = state.users.get(&key).map_or(0, |r| r.next_seq);
-        let mut record = record.clone();
+        let record = state.users.entry(user_key(address)).or_default();
+        let next_seq = record.next_seq;
+        change(record);
         record.next_seq = record.next_seq.max(next_seq);
-        state.users.insert(key, record);
-        Ok(())
+        Ok(record.clone())
     }
 
     fn users(&self) -> Result<Vec<(String, UserRecord)>, StoreError> {
@@ -324,25 +332,29 @@ impl Store for SledStore {
         }
     }
 
-    fn put_user(&self, address: &str, record: &UserRecord) -> Result<(), StoreError> {
+    fn update_user(
+        &self,
+        address: &str,
+        change: &mut dyn FnMut(&mut UserRecord),
+    ) -> Result<UserRecord, StoreError> {
         let key = user_key(address);
-        self.users
+        let change = std::cell::RefCell::new(change);
+        let record = self
+            .users
             .transaction(|users| {
-                let next_seq = match users.get(key.as_bytes())? {
-                    Some(bytes) => {
-                        decode::<UserRecord>(key.as_bytes(), &bytes)
-                            .map_err(abort)?
-                            .next_seq
-                    }
-                    None => 0,
+                let mut record: UserRecord = match users.get(key.as_bytes())? {
+                    Some(bytes) => decode(key.as_bytes(), &bytes).map_err(abort)?,
+                    None => UserRecord::default(),
                 };
-                let mut record = record.clone();
+                let next_seq = record.next_seq;
+                (change.borrow_mut())(&mut record);
                 record.next_seq = record.next_seq.max(next_seq);
                 users.insert(key.as_bytes(), encode(&record))?;
-                Ok(())
+                Ok(record)
             })
             .map_err(transaction_error)?;
-        self.flush()
+        self.flush()?;
+        Ok(record)
     }
 
     fn users(&self) -> Result<Vec<(String, UserRecord)>, StoreError> {
@@ -464,7 +476,8 @@ macro_rules! store_suite {
                     watermark: Some("AQAAAA==".into()),
                     ..UserRecord::default()
                 };
-                store.put_user("Kim@Flexi.se", &record).unwrap();
+                let written = store.update_user("Kim@Flexi.se", &mut |r| *r = record.clone()).unwrap();
+                assert_eq!(written, record);
                 assert_eq!(store.user("kim@flexi.se").unwrap(), Some(record));
                 assert_eq!(store.users().unwrap().len(), 1);
             }
@@ -509,7 +522,7 @@ macro_rules! store_suite {
 
                 // A record written from an old copy cannot roll the sequence back.
                 store
-                    .put_user("kim@flexi.se", &UserRecord::default())
+                    .update_user("kim@flexi.se", &mut |r| *r = UserRecord::default())
                     .unwrap();
                 let d = store
                     .enqueue("kim@flexi.se", DiversionCall::Clear, 4)
@@ -559,13 +572,7 @@ mod tests {
         let entry = {
             let store = SledStore::open(&dir.0, 1 << 20).unwrap();
             store
-                .put_user(
-                    "kim@flexi.se",
-                    &UserRecord {
-                        status: Status::Active,
-                        ..UserRecord::default()
-                    },
-                )
+                .update_user("kim@flexi.se", &mut |r| r.status = Status::Active)
                 .unwrap();
             store
                 .enqueue("kim@flexi.se", DiversionCall::Clear, 5)

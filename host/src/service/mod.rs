@@ -1,0 +1,769 @@
+//! `calvert serve`: phones follow calendars, live, through restarts and outages.
+//!
+//! Each configured user gets two small tasks:
+//!
+//! - the **mailbox task** runs the core's loop (README, "The core's loop"): read the
+//!   calendar window → `decide` → `reconcile` with what was last set (and what the
+//!   phone shows, when the target can tell) → put the resulting call in the outbox →
+//!   sleep until the decision's `next_change`, the next notification (debounced), or
+//!   the periodic resync, whichever comes first;
+//! - the **delivery task** sends the user's outbox to the telephony target, oldest
+//!   first, one at a time, retrying with back-off and jitter while the target is
+//!   unavailable, and records each confirmed call ([`Store::complete`]).
+//!
+//! Calendar sources watch their mailboxes (EWS streaming) and report changes; a
+//! dispatcher wakes the mailbox concerned. The core runs as the WebAssembly
+//! component; the host owns time ([`Clock`]), I/O, storage and retries.
+//!
+//! Shutdown: [`ServiceHandle::shutdown`] (Ctrl-C or SIGTERM in `calvert serve`)
+//! stops the watchers and wakes every task; a task finishes the call it is making
+//! (bounded by the target's timeout) and ends. Everything a task decided is already
+//! durable in the store, so a restart continues where the service stopped; a call
+//! cut off mid-flight is sent again with the same idempotency key.
+
+pub mod admin;
+pub mod clock;
+pub mod metrics;
+pub mod source;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, mpsc, watch};
+
+use crate::component::wit::{
+    Observation, PhoneDiversion, ReconcileAction, StatusEvent, UserStatus,
+};
+use crate::component::{CoreError, CoreInstance, DecisionCore};
+use crate::config::{ServiceConfig, TelephonyKind, User};
+use crate::diversion::{DiversionTarget, HttpTarget, LogTarget, Phone, TargetError};
+use crate::store::{Applied, DiversionCall, Status, Store, StoreError};
+pub use clock::{Clock, ScaledClock, SystemClock};
+use metrics::{ActionLabel, Metrics, Outcome, StatusLabel};
+pub use source::{CalendarSource, Change, EwsSource, SourceError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("Exchange server {server}: {message}")]
+    Source { server: String, message: String },
+    #[error(transparent)]
+    Target(#[from] crate::diversion::HttpTargetError),
+    #[error(
+        "cannot listen on {addr} for /health and /metrics: {source}; choose another service.admin_listen"
+    )]
+    Admin {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// The adapters the service runs with: vendors swap any of them.
+pub struct Adapters {
+    pub store: Arc<dyn Store>,
+    /// Calendar sources by Exchange server name.
+    pub sources: HashMap<String, Arc<dyn CalendarSource>>,
+    /// Diversion targets by telephony target name.
+    pub targets: HashMap<String, Arc<dyn DiversionTarget>>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Adapters {
+    /// The adapters `calvert.toml` names: EWS sources, http or log targets, sled.
+    pub fn from_config(
+        config: &ServiceConfig,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, ServiceError> {
+        let mut sources: HashMap<String, Arc<dyn CalendarSource>> = HashMap::new();
+        for server in &config.exchange {
+            let source = EwsSource::new(
+                &server.name,
+                server.url.clone(),
+                server.credentials.clone(),
+                server.ca_bundle.clone(),
+                server.timeout,
+            )
+            .map_err(|e| ServiceError::Source {
+                server: server.name.clone(),
+                message: e.to_string(),
+            })?;
+            sources.insert(server.name.clone(), Arc::new(source));
+        }
+        let mut targets: HashMap<String, Arc<dyn DiversionTarget>> = HashMap::new();
+        for target in &config.telephony {
+            let adapter: Arc<dyn DiversionTarget> = match &target.kind {
+                TelephonyKind::Log => Arc::new(LogTarget::stdout(&target.name)),
+                TelephonyKind::Http {
+                    url,
+                    headers,
+                    reads_back,
+                } => Arc::new(HttpTarget::new(
+                    &target.name,
+                    url,
+                    headers,
+                    *reads_back,
+                    target.timeout,
+                )?),
+            };
+            targets.insert(target.name.clone(), adapter);
+        }
+        Ok(Adapters {
+            store,
+            sources,
+            targets,
+            clock: Arc::new(SystemClock),
+        })
+    }
+}
+
+/// Delivery retries: exponential from `base` to `max`, jittered to 50–100%.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryRetry {
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl Default for DeliveryRetry {
+    fn default() -> Self {
+        DeliveryRetry {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(300),
+        }
+    }
+}
+
+impl DeliveryRetry {
+    fn wait(&self, attempt: u32) -> Duration {
+        use std::hash::BuildHasher;
+        let full = self
+            .base
+            .saturating_mul(2u32.saturating_pow(attempt.min(20)))
+            .min(self.max);
+        let random = std::collections::hash_map::RandomState::new().hash_one(attempt);
+        full.mul_f64(0.5 + (random % 1000) as f64 / 2000.0)
+    }
+}
+
+/// One configured user at run time.
+struct Mailbox {
+    user: User,
+    phone: Phone,
+    /// Wakes the mailbox task (a change, an administrator's action).
+    wake: Notify,
+    /// Wakes the delivery task (a new call in the outbox, a restart).
+    deliver: Notify,
+    /// When the oldest change not yet handled arrived.
+    changed_at: Mutex<Option<Instant>>,
+    /// The change each queued call answers, for the latency histogram.
+    call_started: Mutex<BTreeMap<u64, Instant>>,
+}
+
+struct Inner {
+    config: ServiceConfig,
+    core: DecisionCore,
+    idle_cores: Mutex<Vec<CoreInstance>>,
+    adapters: Adapters,
+    metrics: Metrics,
+    mailboxes: BTreeMap<String, Arc<Mailbox>>,
+    stop: watch::Sender<bool>,
+    retry: DeliveryRetry,
+}
+
+/// A running service.
+pub struct ServiceHandle {
+    inner: Arc<Inner>,
+    tasks: tokio::task::JoinSet<()>,
+    /// The admin listener's address, when it listens.
+    pub admin_addr: Option<std::net::SocketAddr>,
+}
+
+/// What one mailbox step leads to.
+enum Next {
+    /// Wait for `next_change` (or a notification, or the resync).
+    At(Option<i64>),
+    /// A transient failure: try again after this long (real time).
+    Retry(Duration),
+    /// The user is not active: wait for an administrator.
+    Idle,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn to_wit(status: &Status) -> UserStatus {
+    match status {
+        Status::NotInUse => UserStatus::NotInUse,
+        Status::Active => UserStatus::Active,
+        Status::Passive => UserStatus::Passive,
+        Status::Error(reason) => UserStatus::Error(reason.clone()),
+    }
+}
+
+fn from_wit(status: UserStatus) -> Status {
+    match status {
+        UserStatus::NotInUse => Status::NotInUse,
+        UserStatus::Active => Status::Active,
+        UserStatus::Passive => Status::Passive,
+        UserStatus::Error(reason) => Status::Error(reason),
+    }
+}
+
+fn phone_diversion(applied: &Applied) -> PhoneDiversion {
+    PhoneDiversion {
+        reason: applied.reason.clone(),
+        until: applied.until,
+    }
+}
+
+impl Inner {
+    /// Run `f` on an idle core instance (one per concurrent caller, reused).
+    fn with_core<T>(
+        &self,
+        f: impl FnOnce(&mut CoreInstance) -> Result<T, CoreError>,
+    ) -> Result<T, CoreError> {
+        let mut core = lock(&self.idle_cores)
+            .pop()
+            .unwrap_or_else(|| self.core.instance());
+        let result = f(&mut core);
+        lock(&self.idle_cores).push(core);
+        result
+    }
+
+    /// Apply a status event through the core's state machine (semantics §8).
+    fn status_event(&self, address: &str, event: StatusEvent) -> Result<Status, ServiceError> {
+        let mut outcome: Result<(), CoreError> = Ok(());
+        let record = self.adapters.store.update_user(address, &mut |record| {
+            match self.with_core(|core| core.next_status(&to_wit(&record.status), &event)) {
+                Ok(next) => {
+                    let next = from_wit(next);
+                    if next == Status::Active {
+                        record.consecutive_failures = 0;
+                    }
+                    record.status = next;
+                    outcome = Ok(());
+                }
+                Err(e) => outcome = Err(e),
+            }
+        })?;
+        outcome?;
+        Ok(record.status)
+    }
+
+    fn fail(&self, address: &str, reason: String) -> Next {
+        tracing::warn!(mailbox = %address, reason = %reason, "user goes to error");
+        if let Err(error) = self.status_event(address, StatusEvent::Fail(reason)) {
+            tracing::error!(mailbox = %address, %error, "cannot record the error status");
+        }
+        Next::Idle
+    }
+
+    /// One turn of the core's loop for one mailbox.
+    async fn step(&self, mailbox: &Mailbox) -> Next {
+        let user = &mailbox.user;
+        let address = user.address.as_str();
+        let store = &self.adapters.store;
+        let record = match store.user(address) {
+            Ok(record) => record.unwrap_or_default(),
+            Err(error) => {
+                tracing::error!(mailbox = %address, %error, "state database");
+                return Next::Retry(Duration::from_secs(5));
+            }
+        };
+        // The configuration turns users on and off; the store keeps what happened since.
+        let status = if !user.enabled {
+            if record.status != Status::Passive {
+                let _ = self.status_event(address, StatusEvent::Passivate);
+            }
+            Status::Passive
+        } else if record.status == Status::NotInUse {
+            match self.status_event(address, StatusEvent::Activate(user.integration_id.clone()))
+            {
+                Ok(status) => status,
+                Err(error) => return self.fail(address, error.to_string()),
+            }
+        } else {
+            record.status.clone()
+        };
+        if status != Status::Active {
+            return Next::Idle;
+        }
+        let Some(server) = &user.exchange else {
+            return self.fail(
+                address,
+                "no route: no [[rule]] matches this address; add one and restart the user".into(),
+            );
+        };
+        let (Some(source), Some(target)) = (
+            self.adapters.sources.get(server),
+            user.telephony
+                .as_ref()
+                .and_then(|t| self.adapters.targets.get(t)),
+        ) else {
+            return self.fail(
+                address,
+                "no telephony route: no [[telephony_rule]] matches this address; add one and restart the user".into(),
+            );
+        };
+
+        let started = Instant::now();
+        let now = self.adapters.clock.now();
+        let window = self.config.window.as_secs() as i64;
+        let items = match source.calendar(address, now - 86_400, now + window).await {
+            Ok(items) => {
+                self.metrics
+                    .calendar_reads
+                    .get_or_create(&Outcome { outcome: "ok" })
+                    .inc();
+                items
+            }
+            Err(SourceError::Mailbox(reason)) => {
+                self.metrics
+                    .calendar_reads
+                    .get_or_create(&Outcome { outcome: "refused" })
+                    .inc();
+                return self.fail(address, reason);
+            }
+            Err(SourceError::Transient {
+                message,
+                retry_after,
+            }) => {
+                self.metrics
+                    .calendar_reads
+                    .get_or_create(&Outcome { outcome: "failed" })
+                    .inc();
+                let failures = store
+                    .update_user(address, &mut |r| r.consecutive_failures += 1)
+                    .map(|r| r.consecutive_failures)
+                    .unwrap_or(u32::MAX);
+                if failures >= self.config.failures_before_error {
+                    return self.fail(address, format!("{failures} failures in a row: {message}"));
+                }
+                tracing::info!(mailbox = %address, failures, reason = %message, "calendar read failed; retrying");
+                let wait = DeliveryRetry::default().wait(failures);
+                return Next::Retry(retry_after.map_or(wait, |r| r.max(wait)));
+            }
+        };
+
+        let decision = match self.with_core(|core| {
+            core.decide(
+                &items,
+                &self.config.policy,
+                &self.config.triggers,
+                &user.zone,
+                now,
+            )
+        }) {
+            Ok(decision) => decision,
+            Err(error) => return self.fail(address, error.to_string()),
+        };
+        let desired = decision.diversion.as_ref().map(|d| PhoneDiversion {
+            reason: d.reason.clone(),
+            until: d.until,
+        });
+        let pending = match store.outbox(address) {
+            Ok(pending) => pending,
+            Err(error) => {
+                tracing::error!(mailbox = %address, %error, "state database");
+                return Next::Retry(Duration::from_secs(5));
+            }
+        };
+        // What the phone will show once the queue is through.
+        let intended = match pending.last() {
+            Some(last) => last.call.applied(),
+            None => record.last_applied.clone(),
+        };
+        let observed = if pending.is_empty() {
+            match target.observe(&mailbox.phone).await {
+                Ok(None) => Observation::Unknown,
+                Ok(Some(None)) => Observation::None,
+                Ok(Some(Some(shown))) => Observation::Present(phone_diversion(&shown)),
+                Err(error) => {
+                    tracing::info!(mailbox = %address, %error, "cannot read the diversion back");
+                    Observation::Unknown
+                }
+            }
+        } else {
+            Observation::Unknown
+        };
+        let intended_wit = intended.as_ref().map(phone_diversion);
+        let action = match self.with_core(|core| {
+            core.reconcile(desired.as_ref(), intended_wit.as_ref(), &observed)
+        }) {
+            Ok(action) => action,
+            Err(error) => return self.fail(address, error.to_string()),
+        };
+        let label = match &action {
+            ReconcileAction::Set(_) => "set",
+            ReconcileAction::Clear => "clear",
+            ReconcileAction::HoldManual => "hold-manual",
+            ReconcileAction::Adopt(_) => "adopt",
+            ReconcileAction::Forget => "forget",
+            ReconcileAction::InSync => "in-sync",
+        };
+        self.metrics
+            .decisions
+            .get_or_create(&ActionLabel { action: label })
+            .inc();
+        let call = match action {
+            ReconcileAction::Set(want) => Some(DiversionCall::Set {
+                reason: want.reason,
+                until: want.until,
+                until_local: decision
+                    .diversion
+                    .as_ref()
+                    .map(|d| d.until_local.clone())
+                    .unwrap_or_default(),
+            }),
+            ReconcileAction::Clear => Some(DiversionCall::Clear),
+            ReconcileAction::Adopt(shown) => {
+                let _ = store.update_user(address, &mut |r| {
+                    r.last_applied = Some(Applied {
+                        reason: shown.reason.clone(),
+                        until: shown.until,
+                    })
+                });
+                None
+            }
+            ReconcileAction::Forget => {
+                let _ = store.update_user(address, &mut |r| r.last_applied = None);
+                None
+            }
+            ReconcileAction::HoldManual => {
+                tracing::info!(mailbox = %address, "a manual diversion is on the phone: holding");
+                None
+            }
+            ReconcileAction::InSync => None,
+        };
+        let changed_at = lock(&mailbox.changed_at).take();
+        if let Some(call) = call {
+            match store.enqueue(address, call, now) {
+                Ok(entry) => {
+                    lock(&mailbox.call_started)
+                        .insert(entry.seq, changed_at.unwrap_or(started));
+                    self.metrics.outbox_depth.inc();
+                    mailbox.deliver.notify_one();
+                }
+                Err(error) => {
+                    tracing::error!(mailbox = %address, %error, "cannot queue the diversion call");
+                    return Next::Retry(Duration::from_secs(5));
+                }
+            }
+        }
+        let _ = store.update_user(address, &mut |r| {
+            r.last_sync = Some(now);
+            r.consecutive_failures = 0;
+        });
+        self.metrics
+            .step_seconds
+            .observe(started.elapsed().as_secs_f64());
+        Next::At(decision.next_change)
+    }
+
+    /// The mailbox task.
+    async fn run_mailbox(self: Arc<Self>, mailbox: Arc<Mailbox>) {
+        let mut stop = self.stop.subscribe();
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            // Boxed so the idle task stays small: the step's state exists only while it runs.
+            let next = Box::pin(self.step(&mailbox)).await;
+            let clock = &self.adapters.clock;
+            let wait = match next {
+                Next::At(Some(at)) => {
+                    // Wake a moment after the boundary so `now` is past it.
+                    (clock.real_delay_until(at) + clock.real(Duration::from_millis(200)))
+                        .min(clock.real(self.config.resync))
+                }
+                Next::At(None) => clock.real(self.config.resync),
+                Next::Retry(after) => after,
+                Next::Idle => Duration::from_secs(365 * 86_400),
+            };
+            tokio::select! {
+                _ = mailbox.wake.notified() => {
+                    // Debounce: let a burst of notifications settle into one read.
+                    tokio::time::sleep(clock.real(self.config.debounce).max(self.config.debounce.min(Duration::from_millis(20)))).await;
+                }
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// The delivery task: the user's outbox, oldest first, one call at a time.
+    async fn run_delivery(self: Arc<Self>, mailbox: Arc<Mailbox>) {
+        let mut stop = self.stop.subscribe();
+        let address = mailbox.user.address.as_str();
+        let target = mailbox
+            .user
+            .telephony
+            .as_ref()
+            .and_then(|t| self.adapters.targets.get(t))
+            .cloned();
+        let mut attempt = 0u32;
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let head = self
+                .adapters
+                .store
+                .outbox(address)
+                .map(|entries| entries.into_iter().next());
+            let active = matches!(
+                self.adapters.store.user(address),
+                Ok(Some(ref r)) if r.status == Status::Active
+            );
+            let (Some(target), Ok(Some(entry)), true) = (&target, head, active) else {
+                tokio::select! {
+                    _ = mailbox.deliver.notified() => continue,
+                    _ = stop.changed() => return,
+                }
+            };
+            let result = Box::pin(target.apply(&mailbox.phone, &entry)).await;
+            match result {
+                Ok(()) => {
+                    attempt = 0;
+                    if let Err(error) = self.adapters.store.complete(&entry) {
+                        tracing::error!(mailbox = %address, %error, "cannot record a confirmed call; it will be sent again with the same key");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                    self.metrics.outbox_depth.dec();
+                    self.metrics
+                        .diversion_calls
+                        .get_or_create(&Outcome { outcome: "ok" })
+                        .inc();
+                    if let Some(started) = lock(&mailbox.call_started).remove(&entry.seq) {
+                        self.metrics
+                            .change_to_call_seconds
+                            .observe(started.elapsed().as_secs_f64());
+                    }
+                    tracing::info!(mailbox = %address, key = %entry.idempotency_key(), call = match entry.call { DiversionCall::Set { .. } => "set", DiversionCall::Clear => "clear" }, "diversion call confirmed");
+                }
+                Err(TargetError::Unavailable { target, detail }) => {
+                    self.metrics
+                        .diversion_calls
+                        .get_or_create(&Outcome {
+                            outcome: "unavailable",
+                        })
+                        .inc();
+                    let wait = self.retry.wait(attempt);
+                    attempt = attempt.saturating_add(1);
+                    tracing::warn!(mailbox = %address, %target, %detail, attempt, wait_ms = wait.as_millis() as u64, "telephony target unavailable; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+                Err(refused @ TargetError::Rejected { .. }) => {
+                    self.metrics
+                        .diversion_calls
+                        .get_or_create(&Outcome {
+                            outcome: "refused",
+                        })
+                        .inc();
+                    // The call stays queued; a restart of the user sends it again.
+                    self.fail(address, refused.to_string());
+                }
+            }
+        }
+    }
+
+    /// Route each change to its mailbox.
+    async fn dispatch(self: Arc<Self>, mut changes: mpsc::UnboundedReceiver<Change>) {
+        while let Some(change) = changes.recv().await {
+            if let Change::Calendar(_) = change {
+                self.metrics.notifications.inc();
+            }
+            if let Some(mailbox) = self.mailboxes.get(&change.address().to_ascii_lowercase()) {
+                lock(&mailbox.changed_at).get_or_insert_with(Instant::now);
+                mailbox.wake.notify_one();
+            }
+        }
+    }
+
+    fn refresh_gauges(&self) {
+        let mut counts: BTreeMap<&'static str, i64> = [
+            ("active", 0),
+            ("passive", 0),
+            ("error", 0),
+            ("not-in-use", 0),
+        ]
+        .into_iter()
+        .collect();
+        for address in self.mailboxes.keys() {
+            let status = self
+                .adapters
+                .store
+                .user(address)
+                .ok()
+                .flatten()
+                .map(|r| r.status)
+                .unwrap_or_default();
+            *counts.entry(status.name()).or_default() += 1;
+        }
+        for (status, count) in counts {
+            self.metrics
+                .mailboxes
+                .get_or_create(&StatusLabel { status })
+                .set(count);
+        }
+        let subscriptions: usize = self
+            .adapters
+            .sources
+            .values()
+            .map(|s| s.subscriptions())
+            .sum();
+        self.metrics.subscriptions.set(subscriptions as i64);
+        if let Ok(depth) = self.adapters.store.outbox_depth() {
+            self.metrics.outbox_depth.set(depth as i64);
+        }
+    }
+}
+
+impl ServiceHandle {
+    /// Start the service: one mailbox and one delivery task per user, a watcher per
+    /// Exchange server, the admin listener.
+    pub async fn start(
+        config: ServiceConfig,
+        core: DecisionCore,
+        adapters: Adapters,
+        retry: DeliveryRetry,
+    ) -> Result<Self, ServiceError> {
+        let (stop, _) = watch::channel(false);
+        let mut mailboxes = BTreeMap::new();
+        for user in &config.users {
+            mailboxes.insert(
+                user.address.to_ascii_lowercase(),
+                Arc::new(Mailbox {
+                    phone: Phone {
+                        address: user.address.clone(),
+                        telephony_id: user.telephony_id.clone(),
+                    },
+                    user: user.clone(),
+                    wake: Notify::new(),
+                    deliver: Notify::new(),
+                    changed_at: Mutex::new(None),
+                    call_started: Mutex::new(BTreeMap::new()),
+                }),
+            );
+        }
+        let admin_listen = config.admin_listen;
+        let inner = Arc::new(Inner {
+            config,
+            core,
+            idle_cores: Mutex::new(Vec::new()),
+            adapters,
+            metrics: Metrics::default(),
+            mailboxes,
+            stop,
+            retry,
+        });
+        let mut tasks = tokio::task::JoinSet::new();
+        let admin_addr = match admin_listen {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServiceError::Admin { addr, source })?;
+                let local = listener
+                    .local_addr()
+                    .map_err(|source| ServiceError::Admin { addr, source })?;
+                tasks.spawn(admin::serve(inner.clone(), listener));
+                Some(local)
+            }
+            None => None,
+        };
+        let (changes, receiver) = mpsc::unbounded_channel();
+        tasks.spawn(inner.clone().dispatch(receiver));
+        let mut by_server: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for mailbox in inner.mailboxes.values() {
+            if mailbox.user.enabled
+                && let Some(server) = &mailbox.user.exchange
+            {
+                by_server
+                    .entry(server.clone())
+                    .or_default()
+                    .push(mailbox.user.address.clone());
+            }
+            tasks.spawn(inner.clone().run_mailbox(mailbox.clone()));
+            tasks.spawn(inner.clone().run_delivery(mailbox.clone()));
+        }
+        for (server, addresses) in by_server {
+            if let Some(source) = inner.adapters.sources.get(&server).cloned() {
+                let changes = changes.clone();
+                let stop = inner.stop.subscribe();
+                tasks.spawn(async move { source.watch(addresses, changes, stop).await });
+            }
+        }
+        // The dispatcher ends when every watcher has dropped its sender.
+        drop(changes);
+        Ok(ServiceHandle {
+            inner,
+            tasks,
+            admin_addr,
+        })
+    }
+
+    /// The metrics as `/metrics` shows them.
+    pub fn metrics(&self) -> String {
+        self.inner.refresh_gauges();
+        self.inner.metrics.render()
+    }
+
+    /// A user's status, as the store has it.
+    pub fn status(&self, address: &str) -> Option<Status> {
+        self.inner
+            .adapters
+            .store
+            .user(address)
+            .ok()
+            .flatten()
+            .map(|r| r.status)
+    }
+
+    /// An administrator's action on a user (restart, activate, passivate).
+    pub fn administer(&self, address: &str, event: StatusEvent) -> Result<Status, String> {
+        admin::administer(&self.inner, address, event)
+    }
+
+    /// Wake every mailbox now (a manual resync).
+    pub fn resync_all(&self) {
+        for mailbox in self.inner.mailboxes.values() {
+            mailbox.wake.notify_one();
+        }
+    }
+
+    /// Stop: end the watchers and tasks, wait up to `grace` for calls in flight.
+    pub async fn shutdown(mut self, grace: Duration) {
+        let _ = self.inner.stop.send(true);
+        let deadline = tokio::time::Instant::now() + grace;
+        while !self.tasks.is_empty() {
+            match tokio::time::timeout_at(deadline, self.tasks.join_next()).await {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::warn!(
+                        left = self.tasks.len(),
+                        "shutdown grace over; abandoning tasks"
+                    );
+                    self.tasks.abort_all();
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Names for a wit status, for messages.
+pub fn status_text(status: &Status) -> String {
+    match status {
+        Status::Error(reason) => format!("error ({reason})"),
+        other => other.name().to_string(),
+    }
+}
