@@ -479,8 +479,10 @@ impl Check<'_> {
             self.problem("service.failures_before_error", "must be at least 1");
         }
 
+        // Names count even when a server has other problems, so one mistake is not
+        // reported again through every rule that names the server.
+        let servers: BTreeSet<String> = file.exchange.iter().map(|s| s.name.clone()).collect();
         let exchange = self.exchange(file.exchange);
-        let servers: BTreeSet<String> = exchange.iter().map(|s| s.name.clone()).collect();
         let rules = self.rules(core, "rule", "server", file.rule, &servers)?;
 
         let telephony = self.telephony(file.telephony);
@@ -549,7 +551,7 @@ impl Check<'_> {
                 telephony,
             });
         }
-        if exchange.is_empty() {
+        if servers.is_empty() {
             self.problem("exchange", "no [[exchange]] server is configured");
         } else if rules.is_empty() {
             self.problem(
@@ -1046,6 +1048,8 @@ mod tests {
     #[test]
     fn secrets_come_from_the_environment_or_a_file_never_two_places() {
         let text = MINIMAL.replace("password = \"x\"", "password_env = \"PW\"");
+        // A missing secret is one problem, not also one per rule naming the server.
+        assert_eq!(problems(&text).len(), 1, "{:?}", problems(&text));
         match &load(&text, &[("PW", "from-env")]).unwrap().exchange[0].credentials {
             Credentials::Basic { password, .. } => assert_eq!(password, "from-env"),
             other => panic!("{other:?}"),

@@ -29,6 +29,15 @@ enum Command {
     },
     /// Play a scripted day through the core and print the diversions it sets.
     Demo,
+    /// Run the service: phones follow calendars (see docs/calvert.example.toml).
+    Serve {
+        /// The configuration file.
+        #[arg(long, default_value = "calvert.toml")]
+        config: PathBuf,
+        /// Only check the configuration and exit.
+        #[arg(long)]
+        check: bool,
+    },
     /// List what the core component imports (nothing) and exports.
     Inspect,
     /// Test the connection to an Exchange server: read a mailbox's calendar and decide.
@@ -128,6 +137,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 }
             }
         }
+        Command::Serve { config, check } => calvert::service::serve(&config, check, core),
         Command::Demo => {
             let timeline = calvert::demo::run(&mut core.instance()).map_err(|e| e.to_string())?;
             print!("{timeline}");

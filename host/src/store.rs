@@ -476,7 +476,9 @@ macro_rules! store_suite {
                     watermark: Some("AQAAAA==".into()),
                     ..UserRecord::default()
                 };
-                let written = store.update_user("Kim@Flexi.se", &mut |r| *r = record.clone()).unwrap();
+                let written = store
+                    .update_user("Kim@Flexi.se", &mut |r| *r = record.clone())
+                    .unwrap();
                 assert_eq!(written, record);
                 assert_eq!(store.user("kim@flexi.se").unwrap(), Some(record));
                 assert_eq!(store.users().unwrap().len(), 1);

@@ -78,7 +78,10 @@ mod tests {
         assert!(clock.now() >= 1_000_000 && clock.now() < 1_000_000 + 3600);
         let delay = clock.real_delay_until(1_000_000 + 3600);
         assert!(delay <= Duration::from_secs(1) && delay > Duration::from_millis(500));
-        assert_eq!(clock.real(Duration::from_secs(3600)), Duration::from_secs(1));
+        assert_eq!(
+            clock.real(Duration::from_secs(3600)),
+            Duration::from_secs(1)
+        );
         assert_eq!(clock.real_delay_until(0), Duration::ZERO);
     }
 

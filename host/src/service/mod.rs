@@ -237,8 +237,12 @@ impl Inner {
     /// Apply a status event through the core's state machine (semantics §8).
     fn status_event(&self, address: &str, event: StatusEvent) -> Result<Status, ServiceError> {
         let mut outcome: Result<(), CoreError> = Ok(());
-        let record = self.adapters.store.update_user(address, &mut |record| {
-            match self.with_core(|core| core.next_status(&to_wit(&record.status), &event)) {
+        let record = self
+            .adapters
+            .store
+            .update_user(address, &mut |record| match self
+                .with_core(|core| core.next_status(&to_wit(&record.status), &event))
+            {
                 Ok(next) => {
                     let next = from_wit(next);
                     if next == Status::Active {
@@ -248,8 +252,7 @@ impl Inner {
                     outcome = Ok(());
                 }
                 Err(e) => outcome = Err(e),
-            }
-        })?;
+            })?;
         outcome?;
         Ok(record.status)
     }
@@ -281,8 +284,7 @@ impl Inner {
             }
             Status::Passive
         } else if record.status == Status::NotInUse {
-            match self.status_event(address, StatusEvent::Activate(user.integration_id.clone()))
-            {
+            match self.status_event(address, StatusEvent::Activate(user.integration_id.clone())) {
                 Ok(status) => status,
                 Err(error) => return self.fail(address, error.to_string()),
             }
@@ -391,9 +393,9 @@ impl Inner {
             Observation::Unknown
         };
         let intended_wit = intended.as_ref().map(phone_diversion);
-        let action = match self.with_core(|core| {
-            core.reconcile(desired.as_ref(), intended_wit.as_ref(), &observed)
-        }) {
+        let action = match self
+            .with_core(|core| core.reconcile(desired.as_ref(), intended_wit.as_ref(), &observed))
+        {
             Ok(action) => action,
             Err(error) => return self.fail(address, error.to_string()),
         };
@@ -443,8 +445,7 @@ impl Inner {
         if let Some(call) = call {
             match store.enqueue(address, call, now) {
                 Ok(entry) => {
-                    lock(&mailbox.call_started)
-                        .insert(entry.seq, changed_at.unwrap_or(started));
+                    lock(&mailbox.call_started).insert(entry.seq, changed_at.unwrap_or(started));
                     self.metrics.outbox_depth.inc();
                     mailbox.deliver.notify_one();
                 }
@@ -564,9 +565,7 @@ impl Inner {
                 Err(refused @ TargetError::Rejected { .. }) => {
                     self.metrics
                         .diversion_calls
-                        .get_or_create(&Outcome {
-                            outcome: "refused",
-                        })
+                        .get_or_create(&Outcome { outcome: "refused" })
                         .inc();
                     // The call stays queued; a restart of the user sends it again.
                     self.fail(address, refused.to_string());
@@ -765,5 +764,84 @@ pub fn status_text(status: &Status) -> String {
     match status {
         Status::Error(reason) => format!("error ({reason})"),
         other => other.name().to_string(),
+    }
+}
+
+/// Start logging: human-readable lines, or JSON when `CALVERT_LOG=json`; the level
+/// from `RUST_LOG` (default `info`). Logs name mailboxes, never a subject, location
+/// or body.
+pub fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if std::env::var("CALVERT_LOG").as_deref() == Ok("json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// `calvert serve`: load and check the configuration, open the store, run until
+/// Ctrl-C or SIGTERM, then shut down gracefully (calls in flight finish, up to 10 s).
+pub fn serve(
+    path: &std::path::Path,
+    check_only: bool,
+    core: DecisionCore,
+) -> Result<std::process::ExitCode, String> {
+    let config = crate::config::ServiceConfig::load(path, &mut core.instance())
+        .map_err(|e| e.to_string())?;
+    if check_only {
+        println!(
+            "{}: configuration OK: {} Exchange server(s), {} telephony target(s), {} user(s), {} trigger word(s)",
+            path.display(),
+            config.exchange.len(),
+            config.telephony.len(),
+            config.users.len(),
+            config.triggers.len()
+        );
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    init_logging();
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(async move {
+        let store = crate::store::SledStore::open(&config.state_dir, config.cache_bytes)
+            .map_err(|e| e.to_string())?;
+        let adapters =
+            Adapters::from_config(&config, Arc::new(store)).map_err(|e| e.to_string())?;
+        let users = config.users.len();
+        let service = ServiceHandle::start(config, core, adapters, DeliveryRetry::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(users, admin = ?service.admin_addr, "calvert is serving");
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing calls in flight");
+        service.shutdown(Duration::from_secs(10)).await;
+        tracing::info!("stopped");
+        Ok(std::process::ExitCode::SUCCESS)
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

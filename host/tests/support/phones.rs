@@ -1,0 +1,168 @@
+//! A telephony system for tests: the receiving side of docs/diversion-http.md.
+//!
+//! It keeps each phone's diversion, remembers idempotency keys (a repeated key is
+//! acknowledged but not applied again, and counted), can be taken down (503), and
+//! lets a test set a manual diversion as a person at the switchboard would.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::put;
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub phone: String,
+    /// "set REASON until" or "clear".
+    pub what: String,
+    pub key: String,
+}
+
+#[derive(Default)]
+struct State_ {
+    shown: BTreeMap<String, (String, String)>,
+    calls: Vec<Call>,
+    keys: HashSet<String>,
+    repeats: usize,
+    down: bool,
+}
+
+#[derive(Clone, Default)]
+pub struct Phones {
+    state: Arc<Mutex<State_>>,
+}
+
+impl Phones {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State_> {
+        self.state.lock().unwrap()
+    }
+
+    /// Applied calls, in arrival order (repeats excluded).
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    pub fn calls_for(&self, phone: &str) -> Vec<String> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.phone == phone)
+            .map(|c| c.what)
+            .collect()
+    }
+
+    /// Calls that arrived again with a key already applied.
+    pub fn repeats(&self) -> usize {
+        self.lock().repeats
+    }
+
+    /// What the phone shows: (reason, until in UTC).
+    pub fn shown(&self, phone: &str) -> Option<(String, String)> {
+        self.lock().shown.get(phone).cloned()
+    }
+
+    pub fn set_down(&self, down: bool) {
+        self.lock().down = down;
+    }
+
+    /// Someone at the switchboard diverts the phone by hand.
+    pub fn divert_by_hand(&self, phone: &str, reason: &str, until: &str) {
+        self.lock()
+            .shown
+            .insert(phone.into(), (reason.into(), until.into()));
+    }
+
+    pub fn clear_by_hand(&self, phone: &str) {
+        self.lock().shown.remove(phone);
+    }
+
+    pub async fn start(&self) -> SocketAddr {
+        let app = axum::Router::new()
+            .route(
+                "/phones/{phone}/diversion",
+                put(set).delete(clear).get(current),
+            )
+            .with_state(self.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    }
+}
+
+fn key(headers: &HeaderMap) -> String {
+    headers
+        .get("Idempotency-Key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+async fn set(
+    State(phones): State<Phones>,
+    Path(phone): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut state = phones.lock();
+    if state.down {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    let key = key(&headers);
+    if !state.keys.insert(key.clone()) {
+        state.repeats += 1;
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    let reason = body["reason"].as_str().unwrap_or_default().to_string();
+    let until = body["until"].as_str().unwrap_or_default().to_string();
+    assert_eq!(body["source"], "calendar");
+    state.calls.push(Call {
+        phone: phone.clone(),
+        what: format!("set {reason} {until}"),
+        key,
+    });
+    state.shown.insert(phone, (reason, until));
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn clear(
+    State(phones): State<Phones>,
+    Path(phone): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let mut state = phones.lock();
+    if state.down {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    let key = key(&headers);
+    if !state.keys.insert(key.clone()) {
+        state.repeats += 1;
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    state.calls.push(Call {
+        phone: phone.clone(),
+        what: "clear".into(),
+        key,
+    });
+    state.shown.remove(&phone);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn current(State(phones): State<Phones>, Path(phone): Path<String>) -> Response {
+    let state = phones.lock();
+    if state.down {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    match state.shown.get(&phone) {
+        Some((reason, until)) => {
+            Json(serde_json::json!({"reason": reason, "until": until})).into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
