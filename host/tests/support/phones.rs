@@ -32,6 +32,8 @@ struct State_ {
     keys: HashSet<String>,
     repeats: usize,
     down: bool,
+    /// How long each set or clear takes to answer, after it is applied.
+    delay: std::time::Duration,
 }
 
 #[derive(Clone, Default)]
@@ -65,6 +67,10 @@ impl Phones {
     /// What the phone shows: (reason, until in UTC).
     pub fn shown(&self, phone: &str) -> Option<(String, String)> {
         self.lock().shown.get(phone).cloned()
+    }
+
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        self.lock().delay = delay;
     }
 
     pub fn set_down(&self, down: bool) {
@@ -110,25 +116,13 @@ async fn set(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    let mut state = phones.lock();
-    if state.down {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
-    let key = key(&headers);
-    if !state.keys.insert(key.clone()) {
-        state.repeats += 1;
-        return StatusCode::NO_CONTENT.into_response();
-    }
     let reason = body["reason"].as_str().unwrap_or_default().to_string();
     let until = body["until"].as_str().unwrap_or_default().to_string();
     assert_eq!(body["source"], "calendar");
-    state.calls.push(Call {
-        phone: phone.clone(),
-        what: format!("set {reason} {until}"),
-        key,
-    });
-    state.shown.insert(phone, (reason, until));
-    StatusCode::NO_CONTENT.into_response()
+    let what = format!("set {reason} {until}");
+    phones
+        .apply(phone, key(&headers), what, Some((reason, until)))
+        .await
 }
 
 async fn clear(
@@ -136,22 +130,43 @@ async fn clear(
     Path(phone): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let mut state = phones.lock();
-    if state.down {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    phones
+        .apply(phone, key(&headers), "clear".into(), None)
+        .await
+}
+
+impl Phones {
+    /// Apply a call once per key, then answer after the configured delay.
+    async fn apply(
+        &self,
+        phone: String,
+        key: String,
+        what: String,
+        shown: Option<(String, String)>,
+    ) -> Response {
+        let delay = {
+            let mut state = self.lock();
+            if state.down {
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
+            if !state.keys.insert(key.clone()) {
+                state.repeats += 1;
+                return StatusCode::NO_CONTENT.into_response();
+            }
+            state.calls.push(Call {
+                phone: phone.clone(),
+                what,
+                key,
+            });
+            match shown {
+                Some(shown) => state.shown.insert(phone, shown),
+                None => state.shown.remove(&phone),
+            };
+            state.delay
+        };
+        tokio::time::sleep(delay).await;
+        StatusCode::NO_CONTENT.into_response()
     }
-    let key = key(&headers);
-    if !state.keys.insert(key.clone()) {
-        state.repeats += 1;
-        return StatusCode::NO_CONTENT.into_response();
-    }
-    state.calls.push(Call {
-        phone: phone.clone(),
-        what: "clear".into(),
-        key,
-    });
-    state.shown.remove(&phone);
-    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn current(State(phones): State<Phones>, Path(phone): Path<String>) -> Response {
