@@ -234,8 +234,9 @@ struct UserSection {
 // ------------------------------------------------------------------------------
 
 /// A configuration that passed every check. Only [`ServiceConfig::load`] and
-/// [`ServiceConfig::from_toml`] make one.
+/// [`ServiceConfig::from_toml`] make one (outside this crate it cannot be built).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ServiceConfig {
     pub state_dir: PathBuf,
     pub admin_listen: Option<SocketAddr>,
@@ -255,7 +256,6 @@ pub struct ServiceConfig {
     pub triggers: Vec<Trigger>,
     pub policy: DecidePolicy,
     pub users: Vec<User>,
-    _checked: (),
 }
 
 #[derive(Debug, Clone)]
@@ -584,7 +584,6 @@ impl Check<'_> {
             triggers,
             policy,
             users,
-            _checked: (),
         })
     }
 

@@ -1,320 +1,467 @@
-//! A scripted day, run through the decision core component.
+//! `calvert demo`: the real service, a scripted day, under a minute.
 //!
-//! Three people, one working day on a fast clock: a meeting invitation that is
-//! accepted, moved by its organizer (which resets the answer) and accepted again; a
-//! lunch inside an all-day course; a declined meeting; an out-of-office with a
-//! manual diversion on top. Each mailbox runs the core's loop, one numbered step at
-//! a time:
-//!
-//! 1. input: the calendar as it is now, and `now`;
-//! 2. `decide` → the diversion that should be active and `next_change`;
-//! 3. `reconcile` with what the phone shows → set, clear, hold, adopt, forget;
-//! 4. output: the diversion call (here: the log target, a line on standard output);
-//! 5. timeout: sleep until the earliest `next_change` or the next calendar event.
-//!
-//! The clock is simulated, so the day takes milliseconds. The live service (EWS,
-//! storage, outbox) builds on exactly this loop.
+//! One command starts the built-in Exchange simulator with three mailboxes, runs the
+//! service against it over EWS (streaming notifications, CalendarView, GetItem) with
+//! a sled store in a temporary directory, and plays a working day in Stockholm on a
+//! fast clock (07:00–17:00 in about 25 seconds): meetings created, accepted, moved by
+//! their organizer and accepted again, declined; a lunch inside an all-day course; an
+//! out-of-office with a manual diversion on top; a telephony outage. The diversion
+//! target is the demo's switchboard: it prints every call it gets (the `log` target's
+//! job), remembers what each phone shows so manual diversions are visible, and can be
+//! down. The timeline is printed as it happens; the demo then exits by itself.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use crate::component::wit::{
-    CalendarItem, DecidePolicy, FreeBusy, Observation, PhoneDiversion, ReconcileAction, Response,
-    ReturnTime, Trigger,
-};
-use crate::component::{CoreError, CoreInstance};
+use async_trait::async_trait;
+use calvert_exchange_sim::{Exchange, SimItem};
+
+use crate::DecisionCore;
+use crate::config::ServiceConfig;
+use crate::diversion::{DiversionTarget, Phone, TargetError};
+use crate::service::{Adapters, Clock, DeliveryRetry, ScaledClock, ServiceHandle};
+use crate::store::{Applied, DiversionCall, OutboxEntry, SledStore};
 
 const ZONE: &str = "Europe/Stockholm";
+/// 2026-11-25T00:00:00+01:00, midnight in Stockholm.
+const DAY: i64 = 1_795_561_200;
+/// Simulated seconds per real second: 07:00–17:00 in 25 s.
+const SPEED: f64 = 1440.0;
 
-/// One change to somebody's calendar or phone at a given local time.
-enum Event {
-    Put(&'static str, CalendarItem),
-    Respond(&'static str, &'static str, Response),
-    Move(&'static str, &'static str, i64, i64),
+fn at(h: i64, m: i64) -> i64 {
+    DAY + h * 3600 + m * 60
+}
+
+/// `HH:MM` in Stockholm (or the date too when not on the demo's day).
+fn local(t: i64) -> String {
+    let Ok(zone) = jiff::tz::TimeZone::get(ZONE) else {
+        return t.to_string();
+    };
+    let Ok(stamp) = jiff::Timestamp::from_second(t) else {
+        return t.to_string();
+    };
+    let zoned = stamp.to_zoned_datetime(zone);
+    if (DAY..DAY + 86_400).contains(&t) {
+        zoned.strftime("%H:%M").to_string()
+    } else {
+        zoned.strftime("%Y-%m-%d %H:%M").to_string()
+    }
+}
+
+/// The demo's telephony system: prints calls, keeps phones, can be down.
+struct Switchboard {
+    clock: Arc<dyn Clock>,
+    shown: Mutex<HashMap<String, Applied>>,
+    down: AtomicBool,
+    /// Keys already reported as waiting, so an outage prints one line per call.
+    waiting: Mutex<Vec<String>>,
+    timeline: Arc<Mutex<String>>,
+}
+
+impl Switchboard {
+    fn print(&self, line: String) {
+        let line = format!("{}  {line}", local(self.clock.now()));
+        println!("{line}");
+        let mut timeline = self.timeline.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = writeln!(timeline, "{line}");
+    }
+}
+
+#[async_trait]
+impl DiversionTarget for Switchboard {
+    fn name(&self) -> &str {
+        "switchboard"
+    }
+
+    async fn apply(&self, phone: &Phone, entry: &OutboxEntry) -> Result<(), TargetError> {
+        if self.down.load(Ordering::SeqCst) {
+            let key = entry.idempotency_key();
+            let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            if !waiting.contains(&key) {
+                waiting.push(key);
+                drop(waiting);
+                self.print(format!(
+                    "{:<14} telephony down: the call waits in the outbox",
+                    phone.address
+                ));
+            }
+            return Err(TargetError::Unavailable {
+                target: "switchboard".into(),
+                detail: "outage".into(),
+            });
+        }
+        let mut shown = self.shown.lock().unwrap_or_else(|p| p.into_inner());
+        match &entry.call {
+            DiversionCall::Set { reason, until, .. } => {
+                shown.insert(
+                    phone.telephony_id.clone(),
+                    Applied {
+                        reason: reason.clone(),
+                        until: *until,
+                    },
+                );
+                drop(shown);
+                self.print(format!(
+                    "{:<14} SET    {reason:<8} until {}",
+                    phone.address,
+                    local(*until)
+                ));
+            }
+            DiversionCall::Clear => {
+                shown.remove(&phone.telephony_id);
+                drop(shown);
+                self.print(format!("{:<14} CLEAR", phone.address));
+            }
+        }
+        Ok(())
+    }
+
+    async fn observe(&self, phone: &Phone) -> Result<Option<Option<Applied>>, TargetError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(TargetError::Unavailable {
+                target: "switchboard".into(),
+                detail: "outage".into(),
+            });
+        }
+        let shown = self.shown.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(Some(shown.get(&phone.telephony_id).cloned()))
+    }
+}
+
+enum Step {
+    Put(&'static str, SimItem),
     Delete(&'static str, &'static str),
     ManualDivert(&'static str, &'static str, i64),
     ManualClear(&'static str),
+    Outage(bool),
 }
 
-fn item(id: &str, subject: &str, start: i64, end: i64) -> CalendarItem {
-    CalendarItem {
-        change_key: "1".into(),
-        subject: subject.into(),
-        response: Response::Organizer,
-        reminder_minutes: Some(15),
-        ..CalendarItem::appointment(id, start, end)
-    }
+fn item(id: &str, subject: &str, start: i64, end: i64) -> SimItem {
+    SimItem::appointment(id, subject, start, end)
 }
 
-fn invitation(id: &str, subject: &str, start: i64, end: i64) -> CalendarItem {
-    CalendarItem {
-        is_meeting: true,
-        response: Response::NoResponse,
-        ..item(id, subject, start, end)
-    }
+fn invitation(id: &str, subject: &str, start: i64, end: i64, response: &str) -> SimItem {
+    let mut meeting = item(id, subject, start, end);
+    meeting.is_meeting = true;
+    meeting.my_response = response.into();
+    meeting
 }
 
-/// The script: local wall-clock times on 2026-11-25 in Stockholm; `day` is its midnight.
-fn script(day: i64) -> Vec<(i64, Event)> {
-    let t = |h: i64, m: i64| day + h * 3600 + m * 60;
-    let mut course = item("eva-course", "Kurs: säker telefoni", day, day + 24 * 3600);
-    course.is_all_day = true;
-    let mut oof = item("ola-oof", "Semester", day - 24 * 3600, day + 2 * 24 * 3600);
-    oof.free_busy = FreeBusy::Oof;
+/// The day: (local time, what happens, what the timeline says).
+fn script() -> Vec<(i64, Step, &'static str)> {
+    let mut course = item("eva-course", "Kurs: säker telefoni", DAY, DAY + 86_400);
+    course.all_day = true;
+    let mut vacation = item("ola-oof", "Semester", DAY - 86_400, DAY + 2 * 86_400);
+    vacation.free_busy = "OOF".into();
+    let (kim, eva, ola) = ("kim@flexi.se", "eva@flexi.se", "ola@flexi.se");
     vec![
         (
-            t(7, 30),
-            Event::Put(
-                "kim@flexi.se",
-                invitation("kim-1", "Möte om budget", t(9, 0), t(10, 0)),
+            at(7, 20),
+            Step::Put(
+                kim,
+                invitation(
+                    "kim-1",
+                    "Möte om budget",
+                    at(9, 0),
+                    at(10, 0),
+                    "NoResponseReceived",
+                ),
             ),
+            "kim is invited to a budget meeting 09:00–10:00",
         ),
-        (t(7, 30), Event::Put("eva@flexi.se", course)),
         (
-            t(7, 30),
-            Event::Put(
-                "eva@flexi.se",
-                item("eva-lunch", "Lunch med kursen", t(11, 30), t(12, 30)),
+            at(7, 25),
+            Step::Put(eva, course),
+            "eva is on an all-day course",
+        ),
+        (
+            at(7, 26),
+            Step::Put(
+                eva,
+                item("eva-lunch", "Lunch med kursen", at(11, 30), at(12, 30)),
             ),
-        ),
-        (t(7, 30), Event::Put("ola@flexi.se", oof)),
-        (
-            t(8, 15),
-            Event::Respond("kim@flexi.se", "kim-1", Response::Accept),
+            "eva books lunch 11:30–12:30 during the course",
         ),
         (
-            t(8, 20),
-            Event::Put(
-                "kim@flexi.se",
-                invitation("kim-2", "Styrelsemöte", t(13, 0), t(14, 0)),
+            at(7, 30),
+            Step::Put(ola, vacation),
+            "ola sets out-of-office (vacation)",
+        ),
+        (
+            at(8, 15),
+            Step::Put(
+                kim,
+                invitation("kim-1", "Möte om budget", at(9, 0), at(10, 0), "Accept"),
             ),
+            "kim accepts the budget meeting",
         ),
         (
-            t(8, 25),
-            Event::Respond("kim@flexi.se", "kim-2", Response::Decline),
-        ),
-        (
-            t(9, 20),
-            Event::Move("kim@flexi.se", "kim-1", t(9, 30), t(10, 30)),
-        ),
-        (
-            t(9, 25),
-            Event::Respond("kim@flexi.se", "kim-1", Response::Accept),
-        ),
-        (
-            t(10, 45),
-            Event::Put("kim@flexi.se", item("kim-3", "Lunch", t(11, 0), t(11, 45))),
-        ),
-        (
-            t(11, 10),
-            Event::Move("kim@flexi.se", "kim-3", t(11, 0), t(12, 15)),
-        ),
-        (
-            t(13, 0),
-            Event::ManualDivert("ola@flexi.se", "SICK", t(17, 0)),
-        ),
-        (t(15, 0), Event::ManualClear("ola@flexi.se")),
-        (
-            t(15, 30),
-            Event::Put(
-                "kim@flexi.se",
-                item("kim-4", "Tandläkare", t(16, 0), t(17, 0)),
+            at(8, 20),
+            Step::Put(
+                kim,
+                invitation(
+                    "kim-2",
+                    "Styrelsemöte",
+                    at(13, 0),
+                    at(14, 0),
+                    "NoResponseReceived",
+                ),
             ),
+            "kim is invited to a board meeting 13:00–14:00",
         ),
-        (t(15, 50), Event::Delete("kim@flexi.se", "kim-4")),
+        (
+            at(8, 25),
+            Step::Put(
+                kim,
+                invitation("kim-2", "Styrelsemöte", at(13, 0), at(14, 0), "Decline"),
+            ),
+            "kim declines the board meeting",
+        ),
+        (
+            at(9, 20),
+            Step::Put(
+                kim,
+                invitation(
+                    "kim-1",
+                    "Möte om budget",
+                    at(9, 30),
+                    at(10, 30),
+                    "NoResponseReceived",
+                ),
+            ),
+            "the organizer moves the budget meeting to 09:30–10:30",
+        ),
+        (
+            at(9, 25),
+            Step::Put(
+                kim,
+                invitation("kim-1", "Möte om budget", at(9, 30), at(10, 30), "Accept"),
+            ),
+            "kim accepts the new time",
+        ),
+        (
+            at(10, 45),
+            Step::Put(kim, item("kim-3", "Lunch", at(11, 0), at(11, 45))),
+            "kim books lunch 11:00–11:45",
+        ),
+        (
+            at(11, 10),
+            Step::Put(kim, item("kim-3", "Lunch", at(11, 0), at(12, 15))),
+            "kim stretches lunch to 12:15",
+        ),
+        (
+            at(12, 10),
+            Step::Outage(true),
+            "the telephony system goes down",
+        ),
+        (
+            at(12, 45),
+            Step::Outage(false),
+            "the telephony system is back",
+        ),
+        (
+            at(13, 0),
+            Step::ManualDivert(ola, "SICK", at(17, 0)),
+            "the switchboard diverts ola by hand (SICK)",
+        ),
+        (
+            at(15, 0),
+            Step::ManualClear(ola),
+            "the switchboard removes ola's manual diversion",
+        ),
+        (
+            at(15, 30),
+            Step::Put(kim, item("kim-4", "Tandläkare", at(16, 0), at(17, 0))),
+            "kim books the dentist 16:00–17:00",
+        ),
+        (
+            at(15, 50),
+            Step::Delete(kim, "kim-4"),
+            "kim cancels the dentist",
+        ),
     ]
 }
 
-/// One user's state as the service keeps it.
-#[derive(Default)]
-struct Mailbox {
-    calendar: BTreeMap<String, CalendarItem>,
-    /// What this connector last set and the phone system confirmed.
-    last_applied: Option<PhoneDiversion>,
-    /// What the phone system shows (the log target remembers it).
-    phone: Option<PhoneDiversion>,
-    next_change: Option<i64>,
+const CONFIG: &str = r#"
+[service]
+admin_listen = ""
+zone = "Europe/Stockholm"
+resync_minutes = 15
+debounce_ms = 300
+
+[[exchange]]
+name = "simulator"
+url = "{EWS}"
+ssl = false
+auth = "basic"
+user = "calvert"
+password = "demo"
+
+[[rule]]
+server = "simulator"
+pattern = "flexi.se"
+
+[[telephony]]
+name = "switchboard"
+kind = "log"
+
+[[telephony_rule]]
+target = "switchboard"
+pattern = "*"
+
+[[trigger]]
+word = "Lunch"
+reason = "LUNCH"
+
+[[trigger]]
+word = "Möte"
+reason = "MEETING"
+
+[[trigger]]
+word = "Kurs"
+reason = "COURSE"
+
+[[trigger]]
+word = "Semester"
+reason = "VACATION"
+
+[policy]
+default_reason = "BACK"
+oof_reason = "AWAY"
+
+[[user]]
+address = "kim@flexi.se"
+integration_id = "1001"
+telephony_id = "1001"
+
+[[user]]
+address = "eva@flexi.se"
+integration_id = "1002"
+telephony_id = "1002"
+
+[[user]]
+address = "ola@flexi.se"
+integration_id = "1003"
+telephony_id = "1003"
+"#;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("the demo could not start its Exchange simulator: {0}")]
+    Simulator(std::io::Error),
+    #[error("the demo's configuration is invalid (a bug in the demo): {0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Service(#[from] crate::service::ServiceError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
 }
 
-/// Run the scripted day; returns the timeline as printed lines.
-pub fn run(core: &mut CoreInstance) -> Result<String, CoreError> {
-    let day = 1_795_561_200; // 2026-11-25T00:00:00+01:00, midnight in Stockholm
-    let policy = DecidePolicy {
-        divert_on: vec![FreeBusy::Busy, FreeBusy::Oof],
-        count_tentative_response: false,
-        default_reason: "BACK".into(),
-        oof_reason: Some("AWAY".into()),
-        return_time: ReturnTime::BlockEnd,
-    };
-    let triggers: Vec<Trigger> = [
-        ("lunch", "LUNCH"),
-        ("möte", "MEETING"),
-        ("kurs", "COURSE"),
-        ("semester", "VACATION"),
-    ]
-    .iter()
-    .map(|(w, r)| Trigger {
-        word: (*w).into(),
-        reason: (*r).into(),
-    })
-    .collect();
-    let mut mailboxes: BTreeMap<&str, Mailbox> = BTreeMap::new();
-    for user in ["eva@flexi.se", "kim@flexi.se", "ola@flexi.se"] {
-        mailboxes.insert(user, Mailbox::default());
+/// Run the demo; returns the timeline (also printed as it happens).
+pub fn run(core: DecisionCore) -> Result<String, DemoError> {
+    let runtime = tokio::runtime::Runtime::new().map_err(DemoError::Runtime)?;
+    runtime.block_on(play(core))
+}
+
+async fn play(core: DecisionCore) -> Result<String, DemoError> {
+    let exchange = Exchange::default();
+    exchange.add_account("calvert", "demo", None);
+    for mailbox in ["kim@flexi.se", "eva@flexi.se", "ola@flexi.se"] {
+        exchange.add_mailbox(mailbox);
     }
-    let mut events = script(day).into_iter().peekable();
-    let mut out = String::new();
-    let mut now = day + 7 * 3600; // 07:00 local
-    let end_of_day = day + 19 * 3600;
-    let mut step = 0;
-    while now <= end_of_day {
-        // Inputs due now: calendar changes and manual diversions.
-        while let Some((at, _)) = events.peek() {
-            if *at > now {
-                break;
-            }
-            let (_, event) = events.next().expect("peeked");
-            let note = apply(&mut mailboxes, event);
-            let _ = writeln!(out, "{}  {note}", clock(core, now)?);
-        }
-        // Each mailbox: decide → reconcile → diversion call.
-        for (user, mailbox) in mailboxes.iter_mut() {
-            let items: Vec<CalendarItem> = mailbox.calendar.values().cloned().collect();
-            let decision = core.decide(&items, &policy, &triggers, ZONE, now)?;
-            mailbox.next_change = decision.next_change;
-            let desired = decision.diversion.as_ref().map(|d| PhoneDiversion {
-                reason: d.reason.clone(),
-                until: d.until,
-            });
-            let observed = match &mailbox.phone {
-                Some(p) => Observation::Present(p.clone()),
-                None => Observation::None,
-            };
-            let action =
-                core.reconcile(desired.as_ref(), mailbox.last_applied.as_ref(), &observed)?;
-            step += 1;
-            let line = match action {
-                ReconcileAction::Set(d) => {
-                    let text = format!(
-                        "SET    {:<8} until {}",
-                        d.reason,
-                        until(core, now, d.until)?
+    let simulator = calvert_exchange_sim::start(exchange.clone())
+        .await
+        .map_err(DemoError::Simulator)?;
+    let state = std::env::temp_dir().join(format!("calvert-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let text = CONFIG.replace("{EWS}", &simulator.ews_url());
+    let mut config = ServiceConfig::from_toml(
+        &text,
+        &state.join("calvert.toml"),
+        &crate::config::ProcessEnvironment,
+        &mut core.instance(),
+    )?;
+    config.state_dir = state.clone();
+
+    let clock: Arc<dyn Clock> = Arc::new(ScaledClock::new(at(7, 0), SPEED));
+    let timeline = Arc::new(Mutex::new(String::new()));
+    let switchboard = Arc::new(Switchboard {
+        clock: clock.clone(),
+        shown: Mutex::new(HashMap::new()),
+        down: AtomicBool::new(false),
+        waiting: Mutex::new(Vec::new()),
+        timeline: timeline.clone(),
+    });
+    let store = SledStore::open(&config.state_dir, config.cache_bytes)?;
+    let mut adapters = Adapters::from_config(&config, Arc::new(store))?;
+    adapters.clock = clock.clone();
+    adapters
+        .targets
+        .insert("switchboard".into(), switchboard.clone());
+    println!(
+        "Calvert demo: the service against the built-in Exchange simulator ({}), one day in Stockholm at {}x speed.\n",
+        simulator.ews_url(),
+        SPEED
+    );
+    let service = ServiceHandle::start(
+        config,
+        core,
+        adapters,
+        DeliveryRetry {
+            base: Duration::from_millis(200),
+            max: Duration::from_millis(800),
+        },
+    )
+    .await?;
+
+    for (when, step, says) in script() {
+        tokio::time::sleep(clock.real_delay_until(when)).await;
+        switchboard.print(format!("· {says}"));
+        match step {
+            Step::Put(mailbox, item) => exchange.put_item(mailbox, item),
+            Step::Delete(mailbox, id) => exchange.delete_item(mailbox, id),
+            Step::Outage(down) => switchboard.down.store(down, Ordering::SeqCst),
+            Step::ManualDivert(mailbox, reason, until) => {
+                let phone = phone_of(mailbox);
+                switchboard
+                    .shown
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(
+                        phone,
+                        Applied {
+                            reason: reason.into(),
+                            until,
+                        },
                     );
-                    mailbox.phone = Some(d.clone());
-                    mailbox.last_applied = Some(d);
-                    Some(text)
-                }
-                ReconcileAction::Clear => {
-                    mailbox.phone = None;
-                    mailbox.last_applied = None;
-                    Some("CLEAR".to_string())
-                }
-                ReconcileAction::Adopt(d) => {
-                    mailbox.last_applied = Some(d);
-                    Some("ADOPT  what the phone already shows".to_string())
-                }
-                ReconcileAction::Forget => {
-                    mailbox.last_applied = None;
-                    None
-                }
-                ReconcileAction::HoldManual => None,
-                ReconcileAction::InSync => None,
-            };
-            if let Some(line) = line {
-                let _ = writeln!(out, "{}  #{step:<3} {user:<14} {line}", clock(core, now)?);
             }
-        }
-        // Timeout: the earliest next_change or the next event, whichever is first.
-        let next_event = events.peek().map(|(at, _)| *at);
-        let next = mailboxes
-            .values()
-            .filter_map(|m| m.next_change)
-            .chain(next_event)
-            .filter(|&t| t > now)
-            .min();
-        match next {
-            Some(next) => now = next,
-            None => break,
+            Step::ManualClear(mailbox) => {
+                switchboard
+                    .shown
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&phone_of(mailbox));
+            }
         }
     }
-    Ok(out)
+    tokio::time::sleep(clock.real_delay_until(at(17, 0))).await;
+    switchboard.print("· end of the day".into());
+    service.shutdown(Duration::from_secs(2)).await;
+    let _ = std::fs::remove_dir_all(&state);
+    let timeline = timeline.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    Ok(timeline)
 }
 
-/// A return time as callers hear it: the time, and the date when it is not today.
-fn until(core: &mut CoreInstance, now: i64, at: i64) -> Result<String, CoreError> {
-    let today = core.instant_to_local(now, ZONE)?;
-    let local = core.instant_to_local(at, ZONE)?;
-    Ok(match (today.get(..10), local.get(..16)) {
-        (Some(day), Some(stamp)) if !local.starts_with(day) => stamp.replace('T', " "),
-        _ => local.get(11..16).unwrap_or(&local).to_string(),
-    })
-}
-
-fn clock(core: &mut CoreInstance, at: i64) -> Result<String, CoreError> {
-    let local = core.instant_to_local(at, ZONE)?;
-    Ok(local.get(11..16).unwrap_or(&local).to_string())
-}
-
-fn apply(mailboxes: &mut BTreeMap<&str, Mailbox>, event: Event) -> String {
-    match event {
-        Event::Put(user, item) => {
-            let note = format!(
-                "       {user:<14} calendar: {} {}",
-                if item.is_meeting {
-                    "invited to"
-                } else {
-                    "books"
-                },
-                item.id
-            );
-            if let Some(m) = mailboxes.get_mut(user) {
-                m.calendar.insert(item.id.clone(), item);
-            }
-            note
-        }
-        Event::Respond(user, id, response) => {
-            if let Some(i) = mailboxes.get_mut(user).and_then(|m| m.calendar.get_mut(id)) {
-                i.response = response;
-            }
-            let answer = match response {
-                Response::Accept => "accept",
-                Response::Decline => "decline",
-                Response::Tentative => "tentative",
-                _ => "no answer",
-            };
-            format!("       {user:<14} calendar: answers {id} with {answer}")
-        }
-        Event::Move(user, id, start, end) => {
-            if let Some(i) = mailboxes.get_mut(user).and_then(|m| m.calendar.get_mut(id)) {
-                i.start = start;
-                i.end = end;
-                if i.is_meeting {
-                    // The organizer moved it: the invitee's answer resets (seed 000).
-                    i.response = Response::NoResponse;
-                }
-            }
-            format!("       {user:<14} calendar: {id} moved or resized")
-        }
-        Event::Delete(user, id) => {
-            if let Some(m) = mailboxes.get_mut(user) {
-                m.calendar.remove(id);
-            }
-            format!("       {user:<14} calendar: {id} deleted")
-        }
-        Event::ManualDivert(user, reason, until) => {
-            if let Some(m) = mailboxes.get_mut(user) {
-                m.phone = Some(PhoneDiversion {
-                    reason: reason.into(),
-                    until,
-                });
-            }
-            format!("       {user:<14} phone: diverted by hand ({reason}); the connector holds off")
-        }
-        Event::ManualClear(user) => {
-            if let Some(m) = mailboxes.get_mut(user) {
-                m.phone = None;
-            }
-            format!("       {user:<14} phone: manual diversion removed; the calendar takes over")
-        }
+fn phone_of(mailbox: &str) -> String {
+    match mailbox {
+        "kim@flexi.se" => "1001",
+        "eva@flexi.se" => "1002",
+        _ => "1003",
     }
+    .into()
 }

@@ -27,7 +27,8 @@ enum Command {
         /// The request file; standard input when absent or `-`.
         file: Option<PathBuf>,
     },
-    /// Play a scripted day through the core and print the diversions it sets.
+    /// Run the service against the built-in Exchange simulator: a scripted day on a
+    /// fast clock, printed as a timeline (under a minute).
     Demo,
     /// Run the service: phones follow calendars (see docs/calvert.example.toml).
     Serve {
@@ -139,8 +140,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
         }
         Command::Serve { config, check } => calvert::service::serve(&config, check, core),
         Command::Demo => {
-            let timeline = calvert::demo::run(&mut core.instance()).map_err(|e| e.to_string())?;
-            print!("{timeline}");
+            calvert::demo::run(core).map_err(|e| e.to_string())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check {
