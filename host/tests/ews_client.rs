@@ -1272,7 +1272,13 @@ mod ntlm {
         for token in &challenges {
             let challenge = Challenge::from_base64(token).unwrap();
             targets.push(challenge.target_name().to_string());
-            assert!(challenge.timestamp().is_some() || challenge.target_name() == "EXCHANGE2007");
+            // Exchange 2010 (Windows 2008 R2) sends its clock; 2007 (Windows 2003) does not.
+            assert_eq!(
+                challenge.timestamp().is_some(),
+                challenge.target_name() == "GSSLAB",
+                "{}",
+                challenge.target_name()
+            );
             let account = NtlmAccount::new("GSSLAB\\calvert-svc", "winter-2026").unwrap();
             let answer = calvert_exchange_sim::ntlm::parse_authenticate(&base64_decode(
                 &challenge.authenticate(&account).unwrap(),

@@ -920,10 +920,12 @@ impl EwsClient {
         let negotiate = ntlm::negotiate().map_err(|e| handshake(e.to_string()))?;
         let response = send(Some(format!("{scheme} {negotiate}"))).await?;
         if response.status().as_u16() != 401 {
-            return Err(handshake(format!(
-                "the server answered the Negotiate message with HTTP {} instead of a 401 challenge",
-                response.status().as_u16()
-            )));
+            // The server answered without asking for more (it took the request
+            // without sign-in): that is the reply.
+            return Ok(Sent {
+                response,
+                _session: Some(session),
+            });
         }
         let challenge = www_authenticate(&response);
         drain(response).await?;
