@@ -10,6 +10,7 @@ use crate::component::wit::{CalendarItem, DecidePolicy, Decision, Trigger};
 use crate::component::{CoreError, CoreInstance};
 use crate::ews::client::{ClientError, EwsClient};
 use crate::ews::request::Mailbox;
+use crate::ews::response::EwsAction;
 
 /// The window read: one day back, two weeks ahead (brief §2.1).
 pub const WINDOW_BACK: i64 = 86_400;
@@ -19,6 +20,19 @@ pub const WINDOW_AHEAD: i64 = 14 * 86_400;
 pub enum CheckError {
     #[error(transparent)]
     Client(#[from] ClientError),
+    #[error(
+        "the service account {account:?} may not impersonate {mailbox} ({code} from {url}): grant it the ApplicationImpersonation role, e.g. `New-ManagementRoleAssignment -Role ApplicationImpersonation -User {account}` (with a management scope limiting it to Calvert's mailboxes)"
+    )]
+    ImpersonationDenied {
+        account: String,
+        mailbox: String,
+        url: String,
+        code: String,
+    },
+    #[error(
+        "{url} knows no mailbox {mailbox} (ErrorNonExistentMailbox): check the address (the mailbox's primary SMTP address), or leave out --url so that Autodiscover finds the server the mailbox is on"
+    )]
+    NoMailbox { mailbox: String, url: String },
     #[error(transparent)]
     Core(#[from] CoreError),
 }
@@ -44,9 +58,10 @@ pub async fn run(
     let target = Mailbox {
         primary_smtp: mailbox.to_string(),
     };
-    let mut items = client
+    let read = client
         .calendar(&target, now - WINDOW_BACK, now + WINDOW_AHEAD, 1000)
-        .await?;
+        .await;
+    let mut items = read.map_err(|error| about_mailbox(error, client, mailbox))?;
     items.sort_by(|a, b| (a.start, &a.id).cmp(&(b.start, &b.id)));
     let policy = DecidePolicy::default();
     let decision = core.decide(&items, &policy, triggers, zone, now)?;
@@ -57,6 +72,25 @@ pub async fn run(
         now,
         zone: zone.to_string(),
     })
+}
+
+/// A client error that is about the mailbox (not allowed, not there) said with the
+/// mailbox and the account.
+fn about_mailbox(error: ClientError, client: &EwsClient, mailbox: &str) -> CheckError {
+    let url = client.config().url.clone();
+    match error.code_action() {
+        Some((code, EwsAction::MailboxNotAllowed)) => CheckError::ImpersonationDenied {
+            account: client.config().credentials.who().to_string(),
+            mailbox: mailbox.to_string(),
+            url,
+            code: code.to_string(),
+        },
+        Some(("ErrorNonExistentMailbox", _)) => CheckError::NoMailbox {
+            mailbox: mailbox.to_string(),
+            url,
+        },
+        _ => CheckError::Client(error),
+    }
 }
 
 fn time(core: &mut CoreInstance, at: i64, zone: &str) -> String {

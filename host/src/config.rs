@@ -661,7 +661,7 @@ impl Check<'_> {
                 }
             };
             let credentials = match s.auth.as_str() {
-                "basic" => {
+                kind @ ("basic" | "ntlm") => {
                     let user = s.user.clone().unwrap_or_default();
                     if user.is_empty() {
                         self.problem(format!("{key}.user"), "the service account is missing");
@@ -672,7 +672,13 @@ impl Check<'_> {
                         s.password.password_env,
                         s.password.password_file,
                     )
-                    .map(|password| Credentials::Basic { user, password })
+                    .map(|password| {
+                        if kind == "ntlm" {
+                            Credentials::Ntlm { user, password }
+                        } else {
+                            Credentials::Basic { user, password }
+                        }
+                    })
                 }
                 "oauth" => {
                     let client_id = s.client_id.clone().unwrap_or_default();
@@ -1031,6 +1037,17 @@ mod tests {
                 "{expected} missing from {found:#?}"
             );
         }
+    }
+
+    #[test]
+    fn ntlm_is_an_authentication_kind() {
+        let config = load(&MINIMAL.replace("auth = \"basic\"", "auth = \"ntlm\""), &[]).unwrap();
+        assert!(matches!(
+            config.exchange[0].credentials,
+            Credentials::Ntlm { .. }
+        ));
+        let found = problems(&MINIMAL.replace("auth = \"basic\"", "auth = \"kerberos\""));
+        assert_eq!(found[0].key, "exchange[0].auth");
     }
 
     #[test]

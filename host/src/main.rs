@@ -55,9 +55,19 @@ enum Command {
         /// An Autodiscover endpoint to ask instead of the domain's usual ones.
         #[arg(long)]
         autodiscover_url: Option<String>,
-        /// The service account that impersonates the mailbox (Basic sign-in).
+        /// The service account that impersonates the mailbox (Basic or NTLM sign-in;
+        /// for NTLM as DOMAIN\\user or user@domain).
         #[arg(long, required_unless_present = "client_id")]
         user: Option<String>,
+        /// How the service account signs in: basic, or ntlm (Windows authentication
+        /// on the EWS virtual directory).
+        #[arg(
+            long,
+            value_enum,
+            default_value = "basic",
+            conflicts_with = "client_id"
+        )]
+        auth: Auth,
         /// A file holding the service account's password (else CALVERT_EWS_PASSWORD).
         #[arg(long)]
         password_file: Option<PathBuf>,
@@ -87,6 +97,13 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         timeout: u64,
     },
+}
+
+/// Sign-in schemes for a service account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Auth {
+    Basic,
+    Ntlm,
 }
 
 fn parse_trigger(text: &str) -> Result<(String, String), String> {
@@ -148,6 +165,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
             url,
             autodiscover_url,
             user,
+            auth,
             password_file,
             client_id,
             token_url,
@@ -183,7 +201,10 @@ fn run(command: Command) -> Result<ExitCode, String> {
                                 .to_string()
                         })?,
                     };
-                    calvert::ews::client::Credentials::Basic { user, password }
+                    match auth {
+                        Auth::Basic => calvert::ews::client::Credentials::Basic { user, password },
+                        Auth::Ntlm => calvert::ews::client::Credentials::Ntlm { user, password },
+                    }
                 }
                 _ => {
                     return Err(
@@ -203,7 +224,10 @@ fn run(command: Command) -> Result<ExitCode, String> {
                         password,
                         std::time::Duration::from_secs(timeout),
                     )
-                    .map_err(|e| format!("cannot start the HTTP client: {e}"))?;
+                    .map_err(|e| e.to_string())?;
+                    if let Some(path) = &ca_bundle {
+                        discoverer = discoverer.with_ca_bundle(path).map_err(|e| e.to_string())?;
+                    }
                     if let Some(endpoint) = autodiscover_url {
                         discoverer = discoverer.with_endpoints(vec![endpoint]);
                     }
@@ -215,6 +239,11 @@ fn run(command: Command) -> Result<ExitCode, String> {
                         settings.ews_url
                     );
                     settings.ews_url
+                }
+                (None, calvert::ews::client::Credentials::Ntlm { .. }) => {
+                    return Err(
+                        "give --url with --auth ntlm: Autodiscover signs in with Basic only".into(),
+                    );
                 }
                 (None, _) => {
                     return Err("give --url: with OAuth, Exchange Online's EWS URL is https://outlook.office365.com/EWS/Exchange.asmx".into());

@@ -331,3 +331,174 @@ fn inspect_shows_no_imports() {
     let out = calvert(&["inspect"], None);
     assert!(String::from_utf8_lossy(&out.stdout).contains("imports: none"));
 }
+
+/// `calvert check` against the simulator over HTTPS: each failure says what to fix.
+mod check_failures {
+    use super::*;
+    use calvert_exchange_sim::{Exchange, Server, SimItem};
+
+    struct Https {
+        server: Server,
+        ca: PathBuf,
+        // Dropped last: the simulator runs on it.
+        _runtime: tokio::runtime::Runtime,
+    }
+
+    impl Drop for Https {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.ca);
+        }
+    }
+
+    fn https() -> Https {
+        let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+        let exchange = Exchange::default();
+        exchange.add_account(
+            "calvert",
+            "secret",
+            Some(&["kim@flexi.se", "ghost@flexi.se"]),
+        );
+        exchange.add_account("FLEXI\\calvert-svc", "winter-2026", Some(&["kim@flexi.se"]));
+        exchange.add_mailbox("kim@flexi.se");
+        exchange.add_mailbox("eva@flexi.se");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("a clock after 1970")
+            .as_secs() as i64;
+        exchange.put_item(
+            "kim@flexi.se",
+            SimItem::appointment("kim-now", "Lunch", now - 300, now + 1200),
+        );
+        let server = runtime
+            .block_on(calvert_exchange_sim::start_https(exchange))
+            .expect("the simulator starts");
+        let ca = std::env::temp_dir().join(format!(
+            "calvert-cli-{}-{}.pem",
+            std::process::id(),
+            server.addr.port()
+        ));
+        std::fs::write(&ca, server.certificate_pem().expect("an https simulator"))
+            .expect("the CA file is written");
+        Https {
+            server,
+            ca,
+            _runtime: runtime,
+        }
+    }
+
+    /// `calvert check MAILBOX --url URL ARGS…` with the password; (success, stdout, stderr).
+    fn check(url: &str, mailbox: &str, args: &[&str], password: &str) -> (bool, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_calvert"))
+            .args(["check", mailbox, "--url", url, "--timeout", "10"])
+            .args(args)
+            .env("CALVERT_EWS_PASSWORD", password)
+            .output()
+            .expect("calvert runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    }
+
+    #[test]
+    fn an_unresolvable_host_is_a_dns_message() {
+        let (ok, _, stderr) = check(
+            "https://mail.flexi.invalid/EWS/Exchange.asmx",
+            "kim@flexi.se",
+            &["--user", "calvert"],
+            "secret",
+        );
+        assert!(!ok);
+        assert!(
+            stderr.contains("\"mail.flexi.invalid\"")
+                && stderr.contains("does not resolve")
+                && stderr.contains("check the spelling of the EWS URL"),
+            "{stderr}"
+        );
+    }
+
+    #[test]
+    fn a_self_signed_server_needs_its_ca_bundle() {
+        let sim = https();
+        let url = sim.server.ews_url();
+        let (ok, _, stderr) = check(&url, "kim@flexi.se", &["--user", "calvert"], "secret");
+        assert!(!ok);
+        assert!(
+            stderr.contains(&url) && stderr.contains("--ca-bundle") && stderr.contains("TLS"),
+            "{stderr}"
+        );
+        let ca = sim.ca.to_string_lossy().to_string();
+        let (ok, stdout, stderr) = check(
+            &url,
+            "kim@flexi.se",
+            &["--user", "calvert", "--ca-bundle", &ca],
+            "secret",
+        );
+        assert!(ok, "{stderr}");
+        assert!(stdout.contains("1 calendar items"), "{stdout}");
+    }
+
+    #[test]
+    fn wrong_passwords_say_which_account_and_what_to_check() {
+        let sim = https();
+        let url = sim.server.ews_url();
+        let ca = sim.ca.to_string_lossy().to_string();
+        let (ok, _, stderr) = check(
+            &url,
+            "kim@flexi.se",
+            &["--user", "calvert", "--ca-bundle", &ca],
+            "wrong",
+        );
+        assert!(!ok);
+        assert!(
+            stderr.contains("\"calvert\"") && stderr.contains("check the user name and password"),
+            "{stderr}"
+        );
+        let ntlm = [
+            "--auth",
+            "ntlm",
+            "--user",
+            "FLEXI\\calvert-svc",
+            "--ca-bundle",
+            &ca,
+        ];
+        let (ok, stdout, stderr) = check(&url, "kim@flexi.se", &ntlm, "winter-2026");
+        assert!(ok, "{stderr}");
+        assert!(stdout.contains("now: diverted"), "{stdout}");
+        let (ok, _, stderr) = check(&url, "kim@flexi.se", &ntlm, "summer-2026");
+        assert!(!ok);
+        assert!(
+            stderr.contains("NTLM")
+                && stderr.contains("FLEXI\\\\calvert-svc")
+                && stderr.contains("check the password"),
+            "{stderr}"
+        );
+    }
+
+    #[test]
+    fn a_denied_or_missing_mailbox_is_named_with_the_fix() {
+        let sim = https();
+        let url = sim.server.ews_url();
+        let ca = sim.ca.to_string_lossy().to_string();
+        let args = ["--user", "calvert", "--ca-bundle", ca.as_str()];
+        let (ok, _, stderr) = check(&url, "eva@flexi.se", &args, "secret");
+        assert!(!ok);
+        assert!(
+            stderr.contains("\"calvert\" may not impersonate eva@flexi.se")
+                && stderr.contains("ErrorImpersonateUserDenied")
+                && stderr.contains(
+                    "New-ManagementRoleAssignment -Role ApplicationImpersonation -User calvert"
+                ),
+            "{stderr}"
+        );
+        let (ok, _, stderr) = check(&url, "ghost@flexi.se", &args, "secret");
+        assert!(!ok);
+        assert!(
+            stderr.contains("knows no mailbox ghost@flexi.se")
+                && stderr.contains("ErrorNonExistentMailbox")
+                && stderr.contains("check the address"),
+            "{stderr}"
+        );
+    }
+}

@@ -1,8 +1,10 @@
 //! An Exchange Web Services simulator, for Calvert's tests and demo.
 //!
-//! It serves `POST /EWS/Exchange.asmx` over HTTP on loopback, with mailboxes in
-//! memory, Basic authentication of service accounts, impersonation rights per
-//! account, and faults injected by the test. Its replies follow the shapes of the
+//! It serves `POST /EWS/Exchange.asmx` on loopback, over HTTP ([`start`]) or HTTPS
+//! with a self-signed certificate made at start ([`start_https`]), with mailboxes in
+//! memory, Basic and NTLM (NTLMv2, the challenge tied to its TCP connection)
+//! authentication of service accounts, OAuth client credentials, impersonation
+//! rights per account, and faults injected by the test. Its replies follow the shapes of the
 //! documented and genuine samples in `../shared/ews/` and are written here,
 //! independently of Calvert's own EWS code, so the two check each other.
 //!
@@ -10,7 +12,8 @@
 //! setting IncludesLastItemInRange), GetItem, Subscribe (pull) and GetEvents with
 //! watermarks (created, modified and deleted items become events; subscriptions can
 //! be expired by the test), streaming Subscribe and GetStreamingEvents (a held
-//! connection writing one envelope after another, keep-alives, Closed at the end),
+//! connection writing one envelope after another, a keep-alive every heartbeat
+//! interval while idle, Closed at the end),
 //! SyncFolderItems with sync states (paged by MaxChangesReturned; a corrupt state is
 //! ErrorInvalidSyncStateData), CreateItem, UpdateItem (a stale change key is
 //! ErrorIrresolvableConflict) and DeleteItem, and push subscriptions (events POSTed
@@ -26,6 +29,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -33,6 +37,8 @@ use base64::Engine;
 use quick_xml::Reader;
 use quick_xml::escape::escape;
 use quick_xml::events::Event;
+
+pub mod ntlm;
 
 /// A calendar item as the simulator stores it (EWS's own words for the values).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,19 +119,70 @@ struct Subscription {
 }
 
 /// How long a GetStreamingEvents connection stays open (Exchange: ConnectionTimeout
-/// minutes; the tests want it short), and how often it sends a keep-alive.
+/// minutes; the tests want it short), how often it looks for new events, and how
+/// long it may stay silent before it sends a keep-alive.
 #[derive(Debug, Clone, Copy)]
 struct StreamTiming {
     lifetime: Duration,
     tick: Duration,
+    heartbeat: Duration,
 }
+
+/// The keep-alive interval of an idle streaming connection. Exchange sends a
+/// GetStreamingEventsResponseMessage with ConnectionStatus OK and no Notifications
+/// while nothing happens; the EWS Managed API expects one at least every 45 s (its
+/// heartbeat) and gives up after twice that (brief §3.3).
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(45);
 
 impl Default for StreamTiming {
     fn default() -> Self {
         StreamTiming {
             lifetime: Duration::from_secs(60),
             tick: Duration::from_millis(50),
+            heartbeat: DEFAULT_HEARTBEAT,
         }
+    }
+}
+
+/// Where a TCP connection's NTLM sign-in stands.
+#[derive(Debug, Clone)]
+enum NtlmConnection {
+    /// A Challenge was sent on it; the Authenticate must come on it too.
+    Challenged([u8; 8]),
+    /// Signed in as this account (the connection stays signed in).
+    SignedIn(String),
+}
+
+/// The sign-in schemes the server offers.
+#[derive(Debug, Clone, Copy)]
+struct Offered {
+    basic: bool,
+    ntlm: bool,
+}
+
+impl Default for Offered {
+    fn default() -> Self {
+        Offered {
+            basic: true,
+            ntlm: true,
+        }
+    }
+}
+
+/// The peer address of a request's TCP connection (what ties an NTLM challenge to
+/// its connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub SocketAddr);
+
+impl Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
+
+impl Connected<axum::serve::IncomingStream<'_, TlsListener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        Peer(*stream.remote_addr())
     }
 }
 
@@ -147,6 +204,12 @@ struct Directory {
     tokens: BTreeMap<String, (String, tokio::time::Instant)>,
     tokens_issued: usize,
     stream_timing: StreamTiming,
+    offered: Offered,
+    ntlm_connections: BTreeMap<SocketAddr, NtlmConnection>,
+    /// Negotiate messages received (one per handshake).
+    ntlm_handshakes: usize,
+    /// Why NTLM sign-ins were refused.
+    ntlm_refusals: Vec<String>,
     /// Every change to every mailbox, for SyncFolderItems: (number, mailbox, item, kind).
     changes: Vec<(u64, String, String, &'static str)>,
     mailboxes: BTreeMap<String, Mailbox>,
@@ -347,6 +410,28 @@ impl Exchange {
         self.lock().stream_timing.lifetime = lifetime;
     }
 
+    /// Keep-alive interval of idle streaming connections (default
+    /// [`DEFAULT_HEARTBEAT`]); a very long one makes a silent stream.
+    pub fn set_heartbeat(&self, interval: Duration) {
+        self.lock().stream_timing.heartbeat = interval;
+    }
+
+    /// Which sign-in schemes the server offers (both by default); OAuth bearer
+    /// tokens are always taken.
+    pub fn offer_auth(&self, basic: bool, ntlm: bool) {
+        self.lock().offered = Offered { basic, ntlm };
+    }
+
+    /// How many NTLM handshakes (Negotiate messages) arrived.
+    pub fn ntlm_handshakes(&self) -> usize {
+        self.lock().ntlm_handshakes
+    }
+
+    /// Why NTLM sign-ins were refused, oldest first.
+    pub fn ntlm_refusals(&self) -> Vec<String> {
+        self.lock().ntlm_refusals.clone()
+    }
+
     /// Queue a fault for the next request.
     pub fn inject(&self, fault: Fault) {
         self.lock().faults.push_back(fault);
@@ -367,18 +452,40 @@ impl Exchange {
 pub struct Server {
     pub exchange: Exchange,
     pub addr: SocketAddr,
+    scheme: &'static str,
+    /// The self-signed certificate (PEM) of an HTTPS simulator.
+    certificate_pem: Option<String>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
-    /// The EWS URL to give Calvert.
+    /// The EWS URL to give Calvert (https for [`start_https`], with the host name
+    /// `localhost` its certificate is made for).
     pub fn ews_url(&self) -> String {
-        format!("http://{}/EWS/Exchange.asmx", self.addr)
+        format!("{}/EWS/Exchange.asmx", self.base_url())
     }
 
     /// The OAuth token endpoint.
     pub fn token_url(&self) -> String {
-        format!("http://{}{}", self.addr, Exchange::token_path())
+        format!("{}{}", self.base_url(), Exchange::token_path())
+    }
+
+    /// The SOAP Autodiscover endpoint.
+    pub fn autodiscover_url(&self) -> String {
+        format!("{}/autodiscover/autodiscover.svc", self.base_url())
+    }
+
+    fn base_url(&self) -> String {
+        match self.scheme {
+            "https" => format!("https://localhost:{}", self.addr.port()),
+            _ => format!("http://{}", self.addr),
+        }
+    }
+
+    /// The PEM certificate an HTTPS simulator serves (self-signed, so it is its own
+    /// CA): what a client must trust. `None` for plain HTTP.
+    pub fn certificate_pem(&self) -> Option<&str> {
+        self.certificate_pem.as_deref()
     }
 }
 
@@ -388,7 +495,20 @@ impl Drop for Server {
     }
 }
 
-/// Start a simulator on a free loopback port.
+/// The URL scheme a router serves under (for the URLs Autodiscover hands out).
+#[derive(Debug, Clone, Copy)]
+struct Scheme(&'static str);
+
+fn router(exchange: &Exchange, scheme: &'static str) -> Router {
+    Router::new()
+        .route("/EWS/Exchange.asmx", post(ews))
+        .route("/autodiscover/autodiscover.svc", post(autodiscover))
+        .route(Exchange::token_path(), post(token))
+        .layer(axum::Extension(Scheme(scheme)))
+        .with_state(exchange.clone())
+}
+
+/// Start a simulator on a free loopback port, over plain HTTP.
 pub async fn start(exchange: Exchange) -> std::io::Result<Server> {
     start_on(exchange, "127.0.0.1:0".parse().expect("a loopback address")).await
 }
@@ -396,19 +516,123 @@ pub async fn start(exchange: Exchange) -> std::io::Result<Server> {
 pub async fn start_on(exchange: Exchange, addr: SocketAddr) -> std::io::Result<Server> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let app = Router::new()
-        .route("/EWS/Exchange.asmx", post(ews))
-        .route("/autodiscover/autodiscover.svc", post(autodiscover))
-        .route(Exchange::token_path(), post(token))
-        .with_state(exchange.clone());
+    let app = router(&exchange, "http").into_make_service_with_connect_info::<Peer>();
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
     Ok(Server {
         exchange,
         addr,
+        scheme: "http",
+        certificate_pem: None,
         task,
     })
+}
+
+/// Start a simulator on a free loopback port over HTTPS, with a self-signed
+/// certificate for `localhost` and `127.0.0.1` made now
+/// ([`Server::certificate_pem`]).
+pub async fn start_https(exchange: Exchange) -> std::io::Result<Server> {
+    start_https_on(exchange, "127.0.0.1:0".parse().expect("a loopback address")).await
+}
+
+pub async fn start_https_on(exchange: Exchange, addr: SocketAddr) -> std::io::Result<Server> {
+    use tokio_rustls::rustls;
+    let failed =
+        |what: &str, e: &dyn std::fmt::Display| std::io::Error::other(format!("{what}: {e}"));
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .map_err(|e| failed("cannot make the certificate", &e))?;
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| failed("no TLS versions", &e))?
+    .with_no_client_auth()
+    .with_single_cert(vec![certified.cert.der().clone()], key)
+    .map_err(|e| failed("the certificate is not usable", &e))?;
+    let tcp = tokio::net::TcpListener::bind(addr).await?;
+    let addr = tcp.local_addr()?;
+    let listener = TlsListener::new(tcp, tokio_rustls::TlsAcceptor::from(Arc::new(config)), addr);
+    let app = router(&exchange, "https").into_make_service_with_connect_info::<Peer>();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(Server {
+        exchange,
+        addr,
+        scheme: "https",
+        certificate_pem: Some(certified.cert.pem()),
+        task,
+    })
+}
+
+/// TLS connections, handshaken in their own tasks (a client that never finishes its
+/// handshake holds up nobody), handed to axum as they are ready.
+pub struct TlsListener {
+    ready: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        SocketAddr,
+    )>,
+    local: SocketAddr,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+impl TlsListener {
+    fn new(
+        tcp: tokio::net::TcpListener,
+        acceptor: tokio_rustls::TlsAcceptor,
+        local: SocketAddr,
+    ) -> Self {
+        let (sender, ready) = tokio::sync::mpsc::channel(16);
+        let accepting = tokio::spawn(async move {
+            loop {
+                let Ok((stream, peer)) = tcp.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                let sender = sender.clone();
+                tokio::spawn(async move {
+                    // A failed handshake (an untrusting client) just ends that connection.
+                    if let Ok(Ok(tls)) =
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
+                    {
+                        let _ = sender.send((tls, peer)).await;
+                    }
+                });
+            }
+        });
+        TlsListener {
+            ready,
+            local,
+            accepting,
+        }
+    }
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        self.accepting.abort();
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(connection) => connection,
+            // The accepting task is gone: no more connections, ever.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
 }
 
 const SOAP: &str = "http://schemas.xmlsoap.org/soap/envelope/";
@@ -592,6 +816,7 @@ fn item_xml(item: &SimItem) -> String {
 /// unknown one InvalidUser.
 async fn autodiscover(
     State(exchange): State<Exchange>,
+    axum::Extension(Scheme(scheme)): axum::Extension<Scheme>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -618,7 +843,7 @@ async fn autodiscover(
         )
     } else if directory.mailboxes.contains_key(&mailbox) {
         format!(
-            "<ErrorCode>NoError</ErrorCode><ErrorMessage>No error.</ErrorMessage><UserSettingErrors/><UserSettings><UserSetting><Name>ExternalEwsUrl</Name><Value>http://{host}/EWS/Exchange.asmx</Value></UserSetting><UserSetting><Name>GroupingInformation</Name><Value>SIM-GROUP-1</Value></UserSetting></UserSettings>"
+            "<ErrorCode>NoError</ErrorCode><ErrorMessage>No error.</ErrorMessage><UserSettingErrors/><UserSettings><UserSetting><Name>ExternalEwsUrl</Name><Value>{scheme}://{host}/EWS/Exchange.asmx</Value></UserSetting><UserSetting><Name>GroupingInformation</Name><Value>SIM-GROUP-1</Value></UserSetting></UserSettings>"
         )
     } else {
         "<ErrorCode>InvalidUser</ErrorCode><ErrorMessage>Invalid user.</ErrorMessage><UserSettingErrors/><UserSettings/>".to_string()
@@ -701,13 +926,23 @@ fn xml_reply(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
-async fn ews(State(exchange): State<Exchange>, headers: HeaderMap, body: Bytes) -> Response {
+async fn ews(
+    State(exchange): State<Exchange>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // Signing in comes first: handshake replies do not use up injected faults.
+    let may_impersonate = match sign_in(&mut exchange.lock(), peer, &headers) {
+        Ok(may) => may,
+        Err(refusal) => return refusal.into_response(),
+    };
     let fault_now = exchange.lock().faults.pop_front();
     if let Some(Fault::Slow(delay)) = &fault_now {
         tokio::time::sleep(*delay).await;
     }
     let drop_stream = fault_now == Some(Fault::DropStream);
-    let mut reply = answer(&exchange, &headers, &body, drop_stream);
+    let mut reply = answer(&exchange, may_impersonate, &headers, &body, drop_stream);
     // The first subscribe of a group that asks for affinity gets the back-end cookie.
     let first_subscribe = {
         let directory = exchange.lock();
@@ -761,9 +996,11 @@ fn streaming_error(code: &str, ids: &[String]) -> String {
     ))
 }
 
-/// A held GetStreamingEvents connection: one envelope per batch of events, a
-/// keep-alive when idle, an error envelope for an expired subscription (the
-/// connection stays open), and `ConnectionStatus` Closed at the end of its lifetime.
+/// A held GetStreamingEvents connection: a first `ConnectionStatus` OK at once, one
+/// envelope per batch of events, a keep-alive (OK, no Notifications) after each
+/// heartbeat interval without anything to send, an error envelope for an expired
+/// subscription (the connection stays open), and `ConnectionStatus` Closed at the
+/// end of its lifetime.
 fn streaming_response(
     exchange: Exchange,
     ids: Vec<String>,
@@ -785,6 +1022,11 @@ fn streaming_response(
             let _ = sender.send(Ok(first[..first.len() / 2].to_string())).await;
             return;
         }
+        let keep_alive = ok("<m:ConnectionStatus>OK</m:ConnectionStatus>");
+        if sender.send(Ok(keep_alive.clone())).await.is_err() {
+            return;
+        }
+        let mut last_sent = tokio::time::Instant::now();
         let mut reported_expired = vec![false; ids.len()];
         while tokio::time::Instant::now() < deadline {
             let mut notifications = String::new();
@@ -823,18 +1065,28 @@ fn streaming_response(
                 }
             }
             let envelope = if !expired.is_empty() {
-                streaming_error("ErrorExpiredSubscription", &expired)
-            } else if notifications.is_empty() {
-                ok("<m:ConnectionStatus>OK</m:ConnectionStatus>")
-            } else {
-                ok(&format!(
+                Some(streaming_error("ErrorExpiredSubscription", &expired))
+            } else if !notifications.is_empty() {
+                Some(ok(&format!(
                     "<m:Notifications>{notifications}</m:Notifications>"
-                ))
+                )))
+            } else if last_sent.elapsed() >= timing.heartbeat {
+                Some(keep_alive.clone())
+            } else {
+                None
             };
-            if sender.send(Ok(envelope)).await.is_err() {
-                return;
+            if let Some(envelope) = envelope {
+                if sender.send(Ok(envelope)).await.is_err() {
+                    return;
+                }
+                last_sent = tokio::time::Instant::now();
             }
-            tokio::time::sleep(timing.tick).await;
+            tokio::time::sleep(
+                timing
+                    .tick
+                    .min(deadline.saturating_duration_since(tokio::time::Instant::now())),
+            )
+            .await;
         }
         let _ = sender
             .send(Ok(ok("<m:ConnectionStatus>Closed</m:ConnectionStatus>")))
@@ -924,31 +1176,196 @@ impl Exchange {
     }
 }
 
-fn answer(exchange: &Exchange, headers: &HeaderMap, body: &[u8], drop_stream: bool) -> Response {
-    let unauthorized = || {
-        (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Basic realm=\"exchange\"")],
-        )
-            .into_response()
-    };
-    let mut directory = exchange.lock();
-    let may_impersonate = match basic_user(headers) {
-        Some((user, password)) => {
-            match directory
-                .accounts
-                .get(&user)
-                .filter(|a| a.password == password)
-            {
-                Some(account) => account.may_impersonate.clone(),
-                None => return unauthorized(),
+/// A 401: offering the server's schemes, or carrying an NTLM challenge.
+#[derive(Debug)]
+enum Refusal {
+    Unauthorized {
+        offered: Offered,
+        bearer: bool,
+    },
+    /// `WWW-Authenticate: <scheme> <Type 2 message>`.
+    Challenge(String),
+}
+
+fn unauthorized(directory: &Directory) -> Refusal {
+    Refusal::Unauthorized {
+        offered: directory.offered,
+        bearer: !directory.apps.is_empty(),
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut response = StatusCode::UNAUTHORIZED.into_response();
+        let headers = response.headers_mut();
+        let mut offer = |value: &str| {
+            if let Ok(value) = header::HeaderValue::from_str(value) {
+                headers.append(header::WWW_AUTHENTICATE, value);
+            }
+        };
+        match self {
+            Refusal::Challenge(value) => offer(&value),
+            Refusal::Unauthorized { offered, bearer } => {
+                if offered.ntlm {
+                    offer("NTLM");
+                    offer("Negotiate");
+                }
+                if offered.basic {
+                    offer("Basic realm=\"exchange\"");
+                }
+                if bearer {
+                    offer("Bearer");
+                }
             }
         }
-        None => match bearer_app(&directory, headers) {
-            Some(may) => may,
-            None => return unauthorized(),
-        },
+        response
+    }
+}
+
+/// Who the request signs in as: the mailboxes it may impersonate (`None`: all), or
+/// the 401 (or NTLM challenge) to answer with.
+fn sign_in(
+    directory: &mut Directory,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Result<Option<BTreeSet<String>>, Refusal> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    let Some(authorization) = authorization else {
+        // A connection signed in with NTLM stays signed in.
+        if let Some(NtlmConnection::SignedIn(user)) = directory.ntlm_connections.get(&peer) {
+            let may = directory
+                .accounts
+                .get(user)
+                .map(|a| a.may_impersonate.clone());
+            return may.ok_or_else(|| unauthorized(directory));
+        }
+        return Err(unauthorized(directory));
     };
+    let (scheme, token) = authorization.split_once(' ').unwrap_or((authorization, ""));
+    if scheme.eq_ignore_ascii_case("NTLM") || scheme.eq_ignore_ascii_case("Negotiate") {
+        if !directory.offered.ntlm {
+            return Err(unauthorized(directory));
+        }
+        return ntlm_step(directory, peer, scheme, token.trim());
+    }
+    if let Some((user, password)) = basic_user(headers) {
+        return match directory
+            .accounts
+            .get(&user)
+            .filter(|a| directory.offered.basic && a.password == password)
+        {
+            Some(account) => Ok(account.may_impersonate.clone()),
+            None => Err(unauthorized(directory)),
+        };
+    }
+    bearer_app(directory, headers).ok_or_else(|| unauthorized(directory))
+}
+
+/// One NTLM message on connection `peer`: a Negotiate gets a Challenge tied to the
+/// connection; an Authenticate must come on the connection its challenge went to and
+/// verify against the account's password.
+fn ntlm_step(
+    directory: &mut Directory,
+    peer: SocketAddr,
+    scheme: &str,
+    token: &str,
+) -> Result<Option<BTreeSet<String>>, Refusal> {
+    let message = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .unwrap_or_default();
+    match ntlm::message_type(&message) {
+        Some(1) => {
+            directory.ntlm_handshakes += 1;
+            let challenge = fresh_challenge(peer, directory.ntlm_handshakes);
+            directory
+                .ntlm_connections
+                .insert(peer, NtlmConnection::Challenged(challenge));
+            let filetime = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| (d.as_secs() + 11_644_473_600) * 10_000_000)
+                .unwrap_or(0);
+            let type2 = base64::engine::general_purpose::STANDARD
+                .encode(ntlm::challenge_message(challenge, filetime));
+            Err(Refusal::Challenge(format!("{scheme} {type2}")))
+        }
+        Some(3) => {
+            let refuse = |directory: &mut Directory, why: String| {
+                directory.ntlm_refusals.push(format!("{peer}: {why}"));
+                Err(unauthorized(directory))
+            };
+            let Some(NtlmConnection::Challenged(challenge)) =
+                directory.ntlm_connections.remove(&peer)
+            else {
+                return refuse(
+                    directory,
+                    "an Authenticate message on a connection that was sent no challenge".into(),
+                );
+            };
+            let answer = match ntlm::parse_authenticate(&message) {
+                Ok(answer) => answer,
+                Err(e) => {
+                    return refuse(
+                        directory,
+                        format!("an unreadable Authenticate message: {e}"),
+                    );
+                }
+            };
+            let account = directory
+                .accounts
+                .iter()
+                .find(|(name, _)| {
+                    let full = format!("{}\\{}", answer.domain, answer.user);
+                    (!answer.domain.is_empty() && name.eq_ignore_ascii_case(&full))
+                        || (answer.domain.is_empty() && name.eq_ignore_ascii_case(&answer.user))
+                })
+                .map(|(name, account)| (name.clone(), account));
+            let Some((name, account)) = account else {
+                return refuse(
+                    directory,
+                    format!("no account {}\\{}", answer.domain, answer.user),
+                );
+            };
+            if !ntlm::verify_ntlmv2(
+                &account.password,
+                &answer.user,
+                &answer.domain,
+                challenge,
+                &answer.nt_response,
+            ) {
+                return refuse(
+                    directory,
+                    format!("the NTLMv2 response of {name} does not verify"),
+                );
+            }
+            let may = account.may_impersonate.clone();
+            directory
+                .ntlm_connections
+                .insert(peer, NtlmConnection::SignedIn(name));
+            Ok(may)
+        }
+        _ => Err(unauthorized(directory)),
+    }
+}
+
+/// An 8-byte server challenge, different for every handshake.
+fn fresh_challenge(peer: SocketAddr, handshake: usize) -> [u8; 8] {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new()
+        .hash_one((peer, handshake))
+        .to_le_bytes()
+}
+
+fn answer(
+    exchange: &Exchange,
+    may_impersonate: Option<BTreeSet<String>>,
+    headers: &HeaderMap,
+    body: &[u8],
+    drop_stream: bool,
+) -> Response {
+    let mut directory = exchange.lock();
     let text = String::from_utf8_lossy(body);
     let parsed = match parse_request(&text) {
         Ok(p) => p,

@@ -65,8 +65,10 @@ pub struct UserSettings {
     pub display_name: Option<String>,
 }
 
-/// The URLs to try for `domain`, in order (steps 2–4 of the brief; the SCP lookup
-/// needs Active Directory and the SRV lookup DNS, both the transport's).
+/// The URLs to try for `domain`, in order (steps 2–4 of the brief). Step 5, the DNS
+/// SRV lookup, is the transport's ([`srv_candidates`] reads its answer); step 1,
+/// the SCP lookup, needs LDAP to Active Directory and is not done (see
+/// `discovery.rs`).
 pub fn candidates(domain: &str) -> Vec<String> {
     let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
     vec![
@@ -77,6 +79,64 @@ pub fn candidates(domain: &str) -> Vec<String> {
         // Unauthenticated GET; only a 302 to an https Location is followed from here.
         format!("http://autodiscover.{domain}/autodiscover/autodiscover.xml"),
     ]
+}
+
+/// One record of `_autodiscover._tcp.<domain>` (DNS SRV).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrvRecord {
+    pub priority: u16,
+    pub weight: u16,
+    pub port: u16,
+    /// The target host name (a trailing dot is allowed).
+    pub target: String,
+}
+
+/// The name of the SRV record for `domain`.
+pub fn srv_name(domain: &str) -> String {
+    format!(
+        "_autodiscover._tcp.{}.",
+        domain.trim().trim_end_matches('.').to_ascii_lowercase()
+    )
+}
+
+/// Step 5 of the brief: the Autodiscover URLs of the best SRV records, those with
+/// the lowest priority and, among them, the highest weight. Targets are only ever
+/// asked over https (on the record's port; Exchange publishes 443); a record for
+/// port 80 (plain http) or with the target "." (service not offered, RFC 2782) is
+/// left out.
+pub fn srv_candidates(records: &[SrvRecord]) -> Vec<String> {
+    let usable: Vec<&SrvRecord> = records
+        .iter()
+        .filter(|r| r.port != 80 && r.port != 0 && !r.target.trim_end_matches('.').is_empty())
+        .collect();
+    let Some(priority) = usable.iter().map(|r| r.priority).min() else {
+        return Vec::new();
+    };
+    let weight = usable
+        .iter()
+        .filter(|r| r.priority == priority)
+        .map(|r| r.weight)
+        .max()
+        .unwrap_or(0);
+    let mut urls = Vec::new();
+    for record in usable
+        .iter()
+        .filter(|r| r.priority == priority && r.weight == weight)
+    {
+        let host = record.target.trim_end_matches('.').to_ascii_lowercase();
+        let authority = if record.port == 443 {
+            host
+        } else {
+            format!("{host}:{}", record.port)
+        };
+        for extension in ["svc", "xml"] {
+            let url = format!("https://{authority}/autodiscover/autodiscover.{extension}");
+            if !urls.contains(&url) {
+                urls.push(url);
+            }
+        }
+    }
+    urls
 }
 
 /// Counts redirects, refuses loops and non-https targets.
@@ -282,6 +342,35 @@ pub fn parse_pox(reply: &str) -> Result<Discovery, AutodiscoverError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn srv_picks_the_best_priority_then_weight_and_only_https() {
+        let record = |priority, weight, port, target: &str| SrvRecord {
+            priority,
+            weight,
+            port,
+            target: target.into(),
+        };
+        let records = [
+            record(10, 100, 443, "backup.flexi.se."),
+            record(0, 5, 443, "light.flexi.se."),
+            record(0, 20, 443, "mail.flexi.se."),
+            record(0, 20, 8443, "mail2.flexi.se"),
+            record(0, 50, 80, "plain.flexi.se."),
+            record(0, 90, 443, "."),
+        ];
+        assert_eq!(
+            srv_candidates(&records),
+            [
+                "https://mail.flexi.se/autodiscover/autodiscover.svc",
+                "https://mail.flexi.se/autodiscover/autodiscover.xml",
+                "https://mail2.flexi.se:8443/autodiscover/autodiscover.svc",
+                "https://mail2.flexi.se:8443/autodiscover/autodiscover.xml",
+            ]
+        );
+        assert!(srv_candidates(&[record(0, 0, 80, "plain.flexi.se.")]).is_empty());
+        assert_eq!(srv_name("Flexi.SE."), "_autodiscover._tcp.flexi.se.");
+    }
 
     #[test]
     fn lookup_order_and_redirect_rules() {

@@ -8,7 +8,8 @@
 //!   a SOAP body is read whatever the status (Exchange sends faults with 500).
 //! - Reads are capped at [`MAX_REPLY_BYTES`].
 //!
-//! Authentication here is Basic; NTLM and OAuth come with the rest of issue 3.
+//! Sign-in is Basic, NTLM (on-premises Windows authentication; see [`NtlmSession`]
+//! for how the handshake stays on one connection) or OAuth client credentials.
 
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use super::calendar::{
 use super::notification::{
     ConnectionStatus, EventsReply, StreamSplitter, Subscribed, parse_events, parse_subscribe,
 };
+use super::ntlm::{self, Challenge, NtlmAccount};
 use super::request::{Mailbox, Request, ServerVersion};
 use super::response::{EwsAction, EwsError};
 use super::xml::{MAX_REPLY_BYTES, XmlError};
@@ -111,6 +113,9 @@ enum Repeat {
 pub enum Credentials {
     /// On-premises Exchange: a service account with the ApplicationImpersonation role.
     Basic { user: String, password: String },
+    /// On-premises Exchange with Windows authentication (IIS "Windows Integrated",
+    /// NTLMv2): the same service account, `DOMAIN\\user` or `user@domain`.
+    Ntlm { user: String, password: String },
     /// Exchange Online (while EWS lasts there, until 2027-04-01): OAuth 2.0 client
     /// credentials of an app with `full_access_as_app`.
     OAuth {
@@ -125,7 +130,7 @@ impl Credentials {
     /// Who signs in, for messages (never the secret).
     pub fn who(&self) -> &str {
         match self {
-            Credentials::Basic { user, .. } => user,
+            Credentials::Basic { user, .. } | Credentials::Ntlm { user, .. } => user,
             Credentials::OAuth { client_id, .. } => client_id,
         }
     }
@@ -136,6 +141,9 @@ impl std::fmt::Debug for Credentials {
         match self {
             Credentials::Basic { user, .. } => {
                 write!(f, "Basic {{ user: {user:?}, password: <hidden> }}")
+            }
+            Credentials::Ntlm { user, .. } => {
+                write!(f, "Ntlm {{ user: {user:?}, password: <hidden> }}")
             }
             Credentials::OAuth {
                 token_url,
@@ -175,16 +183,46 @@ pub enum ClientError {
     },
     #[error("the EWS URL {url:?} is not usable: {reason}")]
     Config { url: String, reason: String },
-    #[error("cannot reach {url}: {reason}; check the host name, the port and the network path")]
+    #[error(
+        "the server name {host:?} in {url} does not resolve (DNS: {reason}): check the spelling of the EWS URL, and that this machine's DNS server knows the name"
+    )]
+    Dns {
+        url: String,
+        host: String,
+        reason: String,
+    },
+    #[error(
+        "cannot reach {url}: {reason}; check the port, that Exchange is running, and firewalls or proxies on the way"
+    )]
     Unreachable { url: String, reason: String },
     #[error(
-        "the TLS connection to {url} failed: {reason}; check the certificate, or give the server's CA bundle"
+        "the TLS connection to {url} failed: {reason}; if Exchange's certificate comes from a private CA or is self-signed, give that CA certificate as a PEM file (calvert check --ca-bundle FILE), otherwise check the certificate's name and expiry"
     )]
     Tls { url: String, reason: String },
     #[error(
         "{url} refused the service account {user:?} (HTTP 401): check the user name and password (or the app's permission)"
     )]
     Unauthorized { url: String, user: String },
+    #[error(
+        "{url} does not offer {configured} sign-in (it offers: {offered}): choose one it offers (calvert check --auth basic|ntlm), or enable {configured} authentication on the EWS virtual directory"
+    )]
+    SchemeNotOffered {
+        url: String,
+        configured: &'static str,
+        offered: String,
+    },
+    #[error(
+        "{url} refused the NTLM sign-in of {user:?} (HTTP 401 to the Authenticate message): check the password, the user name (DOMAIN\\user or user@domain), and that the account is neither locked nor expired"
+    )]
+    NtlmRefused { url: String, user: String },
+    #[error(
+        "the NTLM handshake with {url} for {user:?} failed: {reason}; check that Windows Authentication (NTLM) is enabled on the EWS virtual directory and that no proxy between Calvert and Exchange breaks keep-alive connections"
+    )]
+    NtlmHandshake {
+        url: String,
+        user: String,
+        reason: String,
+    },
     #[error(
         "{url} answered HTTP {status} with no EWS reply; Exchange is busy or down: Calvert retries later"
     )]
@@ -195,8 +233,10 @@ pub enum ClientError {
     Http { url: String, status: u16 },
     #[error("{url}: {error}")]
     Ews { url: String, error: EwsError },
-    #[error("the streaming connection to {url} went quiet for {seconds} s: Calvert reconnects")]
-    StreamStalled { url: String, seconds: u64 },
+    #[error(
+        "the streaming connection to {url} sent neither events nor a keep-alive for {waited:?}: Calvert reconnects and resyncs (check proxies or load balancers that cut idle connections)"
+    )]
+    StreamStalled { url: String, waited: Duration },
     #[error(
         "the streaming connection to {url} ended in the middle of a message: Calvert reconnects and resyncs"
     )]
@@ -220,7 +260,10 @@ impl ClientError {
     fn not_processed(&self) -> bool {
         match self {
             ClientError::Ews { error, .. } => error.code() == Some("ErrorServerBusy"),
-            ClientError::Unavailable { .. } | ClientError::Unauthorized { .. } => true,
+            ClientError::Unavailable { .. }
+            | ClientError::Unauthorized { .. }
+            | ClientError::SchemeNotOffered { .. }
+            | ClientError::NtlmRefused { .. } => true,
             _ => false,
         }
     }
@@ -237,9 +280,9 @@ impl ClientError {
     pub fn action(&self) -> EwsAction {
         match self {
             ClientError::Ews { error, .. } => error.action(),
-            ClientError::Unreachable { .. } | ClientError::Unavailable { .. } => {
-                EwsAction::RetryLater
-            }
+            ClientError::Dns { .. }
+            | ClientError::Unreachable { .. }
+            | ClientError::Unavailable { .. } => EwsAction::RetryLater,
             ClientError::StreamStalled { .. } | ClientError::StreamDropped { .. } => {
                 EwsAction::Resubscribe
             }
@@ -247,8 +290,72 @@ impl ClientError {
             | ClientError::Token { .. }
             | ClientError::Tls { .. }
             | ClientError::Unauthorized { .. }
+            | ClientError::SchemeNotOffered { .. }
+            | ClientError::NtlmRefused { .. }
+            | ClientError::NtlmHandshake { .. }
             | ClientError::Http { .. } => EwsAction::Fail,
         }
+    }
+}
+
+/// NTLM sign-in state of an [`EwsClient`].
+///
+/// NTLM signs in a *connection*, not a request: the Negotiate (Type 1) → 401
+/// Challenge (Type 2) → Authenticate (Type 3) exchange must travel on one keep-alive
+/// HTTP/1.1 connection, which then stays signed in (IIS: `Persistent-Auth: true`).
+/// reqwest chooses connections from its pool, so the client is built so that the
+/// pool can only ever offer the right one:
+///
+/// - an NTLM client has its own reqwest client (one per server: one `EwsClient`),
+///   HTTP/1.1 only (no multiplexing), keeping at most one idle connection;
+/// - the whole handshake runs under this mutex, so no other request of the client
+///   can take that idle connection between Type 1 and Type 3, nor start a second
+///   handshake; ordinary calls hold it until their reply is read, so they reuse the
+///   signed-in connection one after another;
+/// - each 401 body is read to its end before the next message is sent, so hyper
+///   returns the connection to the pool (an unread body would close it), and the
+///   Type 3 request checks out exactly the connection the challenge came on.
+///
+/// A streaming connection keeps its (signed-in) connection for itself after its
+/// headers arrive and releases the mutex; a call meanwhile opens a second
+/// connection and signs that in the same way. When a signed-in connection was
+/// closed, the server's 401 on the new one starts a new handshake.
+#[derive(Debug, Default)]
+struct NtlmSession {
+    /// The scheme the server takes NTLM tokens in (`NTLM`, else `Negotiate`),
+    /// learnt from its first `WWW-Authenticate`.
+    scheme: Option<&'static str>,
+    /// Whether the pooled connection is signed in.
+    signed_in: bool,
+}
+
+/// A reply, and the NTLM session held while it is read.
+struct Sent {
+    response: reqwest::Response,
+    _session: Option<tokio::sync::OwnedMutexGuard<NtlmSession>>,
+}
+
+/// The `WWW-Authenticate` values of a reply.
+fn www_authenticate(response: &reqwest::Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all(reqwest::header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The scheme names in `WWW-Authenticate` values, for messages.
+fn scheme_names(values: &[String]) -> String {
+    let names: Vec<&str> = values
+        .iter()
+        .filter_map(|v| v.split_whitespace().next())
+        .collect();
+    if names.is_empty() {
+        "nothing".to_string()
+    } else {
+        names.join(", ")
     }
 }
 
@@ -256,6 +363,9 @@ impl ClientError {
 #[derive(Debug, Clone)]
 pub struct EwsClient {
     http: reqwest::Client,
+    /// The NTLM account (validated), for NTLM credentials.
+    ntlm_account: Option<NtlmAccount>,
+    ntlm: std::sync::Arc<tokio::sync::Mutex<NtlmSession>>,
     config: ServerConfig,
     /// The version to request: `config.version` until a reply's ServerVersionInfo says.
     version: std::sync::Arc<std::sync::Mutex<ServerVersion>>,
@@ -295,6 +405,14 @@ impl EwsClient {
         let mut builder = reqwest::Client::builder()
             .timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none());
+        let ntlm_account = match &config.credentials {
+            Credentials::Ntlm { user, password } => {
+                // See NtlmSession: one HTTP/1.1 connection at a time for the handshake.
+                builder = builder.http1_only().pool_max_idle_per_host(1);
+                Some(NtlmAccount::new(user, password).map_err(|e| bad(e.to_string()))?)
+            }
+            _ => None,
+        };
         if let Some(path) = &config.ca_bundle {
             let pem = std::fs::read(path).map_err(|e| {
                 bad(format!(
@@ -312,6 +430,8 @@ impl EwsClient {
         let version = std::sync::Arc::new(std::sync::Mutex::new(config.version));
         Ok(EwsClient {
             http,
+            ntlm_account,
+            ntlm: Default::default(),
             config,
             version,
             token: Default::default(),
@@ -404,14 +524,9 @@ impl EwsClient {
             if affinity {
                 request = self.with_affinity(request);
             }
-            let response = self
-                .authorize(request)
-                .await?
-                .send()
-                .await
-                .map_err(|e| self.transport_error(e))?;
-            if response.status().as_u16() != 401 {
-                break response;
+            let sent = self.send(request).await?;
+            if sent.response.status().as_u16() != 401 {
+                break sent;
             }
             // A token can be revoked or expire early: one retry with a fresh one.
             if attempt == 0 && matches!(self.config.credentials, Credentials::OAuth { .. }) {
@@ -419,11 +534,13 @@ impl EwsClient {
                 *self.token.lock().await = None;
                 continue;
             }
-            return Err(ClientError::Unauthorized {
-                url: url.clone(),
-                user: self.config.credentials.who().to_string(),
-            });
+            return Err(self.refused(&sent.response));
         };
+        // The NTLM session (if any) is held until the reply is read.
+        let Sent {
+            response,
+            _session: _held,
+        } = response;
         if affinity {
             self.remember_affinity(&response);
         }
@@ -493,7 +610,16 @@ impl EwsClient {
             source = inner.source();
         }
         let lower = reason.to_ascii_lowercase();
-        if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        if lower.contains("dns error") || lower.contains("failed to lookup address") {
+            let host = reqwest::Url::parse(&url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_default();
+            ClientError::Dns { url, host, reason }
+        } else if lower.contains("certificate")
+            || lower.contains("tls")
+            || lower.contains("handshake")
+        {
             ClientError::Tls { url, reason }
         } else {
             ClientError::Unreachable { url, reason }
@@ -580,20 +706,12 @@ impl EwsClient {
             .body(envelope);
         let request = self.with_affinity(request);
         let refresh_at = self.token_refresh_at().await?;
-        let mut response = self
-            .authorize(request)
-            .await?
-            .send()
-            .await
-            .map_err(|e| self.transport_error(e))?;
+        // The connection is this stream's from here: the NTLM session is released
+        // for other calls as soon as the headers are in.
+        let mut response = self.send(request).await?.response;
         match response.status().as_u16() {
             200 => {}
-            401 => {
-                return Err(ClientError::Unauthorized {
-                    url: url.clone(),
-                    user: self.config.credentials.who().to_string(),
-                });
-            }
+            401 => return Err(self.refused(&response)),
             502..=504 => {
                 return Err(ClientError::Unavailable {
                     url: url.clone(),
@@ -635,7 +753,7 @@ impl EwsClient {
                 }
                 return Err(ClientError::StreamStalled {
                     url: url.clone(),
-                    seconds: read_timeout.as_secs(),
+                    waited: read_timeout,
                 });
             };
             let chunk = next.map_err(|e| self.transport_error(e))?;
@@ -678,21 +796,168 @@ impl EwsClient {
         }
     }
 
-    /// Sign a request: Basic, or a bearer token fetched (and cached) when needed.
-    async fn authorize(
-        &self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<reqwest::RequestBuilder, ClientError> {
+    /// Send a request signed in: Basic, a bearer token fetched (and cached) when
+    /// needed, or on an NTLM-signed-in connection.
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Sent, ClientError> {
+        let request = match &self.config.credentials {
+            Credentials::Basic { user, password } => request.basic_auth(user, Some(password)),
+            Credentials::OAuth { .. } => request.bearer_auth(self.access_token().await?),
+            Credentials::Ntlm { .. } => return self.send_ntlm(request).await,
+        };
+        let response = request.send().await.map_err(|e| self.transport_error(e))?;
+        Ok(Sent {
+            response,
+            _session: None,
+        })
+    }
+
+    /// The error for a final 401: the credentials were refused, or the server does
+    /// not take the configured scheme at all.
+    fn refused(&self, response: &reqwest::Response) -> ClientError {
+        let offered = www_authenticate(response);
+        let url = self.config.url.clone();
+        let takes = |scheme: &str| {
+            offered.is_empty()
+                || offered.iter().any(|v| {
+                    v.split_whitespace()
+                        .next()
+                        .is_some_and(|name| name.eq_ignore_ascii_case(scheme))
+                })
+        };
         match &self.config.credentials {
-            Credentials::Basic { user, password } => Ok(request.basic_auth(user, Some(password))),
-            Credentials::OAuth { .. } => Ok(request.bearer_auth(self.access_token().await?)),
+            Credentials::Basic { .. } if !takes("Basic") => ClientError::SchemeNotOffered {
+                url,
+                configured: "Basic",
+                offered: scheme_names(&offered),
+            },
+            Credentials::OAuth { .. } if !takes("Bearer") => ClientError::SchemeNotOffered {
+                url,
+                configured: "OAuth (Bearer)",
+                offered: scheme_names(&offered),
+            },
+            Credentials::Ntlm { user, .. } => ClientError::NtlmRefused {
+                url,
+                user: user.clone(),
+            },
+            credentials => ClientError::Unauthorized {
+                url,
+                user: credentials.who().to_string(),
+            },
         }
     }
 
-    /// When the current token must be replaced (None for Basic).
+    /// Send a request over an NTLM-signed-in connection, signing one in first when
+    /// needed (see [`NtlmSession`]).
+    async fn send_ntlm(&self, request: reqwest::RequestBuilder) -> Result<Sent, ClientError> {
+        let url = &self.config.url;
+        let Some(account) = &self.ntlm_account else {
+            return Err(ClientError::Config {
+                url: url.clone(),
+                reason: "NTLM sign-in without an NTLM account".into(),
+            });
+        };
+        let handshake = |reason: String| ClientError::NtlmHandshake {
+            url: url.clone(),
+            user: self.config.credentials.who().to_string(),
+            reason,
+        };
+        let mut session = self.ntlm.clone().lock_owned().await;
+        let send = |authorization: Option<String>| {
+            let copy = request.try_clone();
+            async move {
+                let Some(mut copy) = copy else {
+                    return Err(ClientError::Config {
+                        url: url.clone(),
+                        reason: "the request body cannot be sent twice".into(),
+                    });
+                };
+                if let Some(value) = authorization {
+                    copy = copy.header(reqwest::header::AUTHORIZATION, value);
+                }
+                copy.send().await.map_err(|e| self.transport_error(e))
+            }
+        };
+        // The 401's body is read to its end so that the connection goes back to the
+        // pool for the next message of the handshake.
+        let drain = |response: reqwest::Response| async move {
+            response
+                .bytes()
+                .await
+                .map(|_| ())
+                .map_err(|e| self.transport_error(e))
+        };
+        let mut offered = Vec::new();
+        if session.signed_in || session.scheme.is_none() {
+            let response = send(None).await?;
+            if response.status().as_u16() != 401 {
+                return Ok(Sent {
+                    response,
+                    _session: Some(session),
+                });
+            }
+            // The connection was closed (or never signed in): sign in a new one.
+            session.signed_in = false;
+            offered = www_authenticate(&response);
+            drain(response).await?;
+        }
+        let scheme = match session.scheme {
+            Some(scheme) => scheme,
+            None => {
+                let headers: Vec<&str> = offered.iter().map(String::as_str).collect();
+                match ntlm::offered(&headers) {
+                    Some((scheme, _)) => scheme,
+                    None => {
+                        return Err(ClientError::SchemeNotOffered {
+                            url: url.clone(),
+                            configured: "NTLM",
+                            offered: scheme_names(&offered),
+                        });
+                    }
+                }
+            }
+        };
+        session.scheme = Some(scheme);
+        let negotiate = ntlm::negotiate().map_err(|e| handshake(e.to_string()))?;
+        let response = send(Some(format!("{scheme} {negotiate}"))).await?;
+        if response.status().as_u16() != 401 {
+            // The server answered without asking for more (it took the request
+            // without sign-in): that is the reply.
+            return Ok(Sent {
+                response,
+                _session: Some(session),
+            });
+        }
+        let challenge = www_authenticate(&response);
+        drain(response).await?;
+        let headers: Vec<&str> = challenge.iter().map(String::as_str).collect();
+        let Some((_, Some(token))) = ntlm::offered(&headers) else {
+            return Err(handshake(format!(
+                "the server answered the Negotiate message without a challenge (WWW-Authenticate: {})",
+                scheme_names(&challenge)
+            )));
+        };
+        let authenticate = Challenge::from_base64(&token)
+            .and_then(|challenge| challenge.authenticate(account))
+            .map_err(|e| handshake(e.to_string()))?;
+        let response = send(Some(format!("{scheme} {authenticate}"))).await?;
+        if response.status().as_u16() == 401 {
+            drain(response).await?;
+            return Err(ClientError::NtlmRefused {
+                url: url.clone(),
+                user: self.config.credentials.who().to_string(),
+            });
+        }
+        session.signed_in = true;
+        Ok(Sent {
+            response,
+            _session: Some(session),
+        })
+    }
+
+    /// When the current token must be replaced (None for Basic and NTLM).
     async fn token_refresh_at(&self) -> Result<Option<tokio::time::Instant>, ClientError> {
         match &self.config.credentials {
-            Credentials::Basic { .. } => Ok(None),
+            Credentials::Basic { .. } | Credentials::Ntlm { .. } => Ok(None),
             Credentials::OAuth { .. } => {
                 self.access_token().await?;
                 Ok(self.token.lock().await.as_ref().map(|t| t.refresh_at))

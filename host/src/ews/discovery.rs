@@ -1,14 +1,27 @@
 //! Autodiscover over HTTP: the candidates of brief §5 in order, redirects followed
 //! (capped at 10, https only, no loops), the answer cached per mailbox for a while
 //! and forgotten when Exchange says the mailbox is not there any more.
+//!
+//! The order: the domain's https endpoints (SOAP, then POX), the plain-http GET that
+//! may redirect to https (steps 2–4), then the DNS SRV record
+//! `_autodiscover._tcp.<domain>` (step 5), asked of the system's resolver or of a
+//! configured name server ([`Discoverer::with_name_server`]).
+//!
+//! Step 1, the SCP lookup, is **not supported**: it reads
+//! `serviceConnectionPoint` objects from Active Directory over LDAP, which needs a
+//! domain-joined host, an LDAP client and a directory account, none of which Calvert
+//! has (it runs as a service beside Exchange, not in the domain). The administrator
+//! sets the server's EWS URL, or relies on the DNS-based steps (an
+//! `autodiscover.<domain>` name or the SRV record).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use super::autodiscover::{
-    AutodiscoverError, Discovery, Redirects, UserSettings, candidates, get_user_settings_request,
-    parse_get_user_settings, parse_pox, pox_request,
+    AutodiscoverError, Discovery, Redirects, SrvRecord, UserSettings, candidates,
+    get_user_settings_request, parse_get_user_settings, parse_pox, pox_request, srv_candidates,
+    srv_name,
 };
 
 /// How long a discovered EWS URL is used before asking again.
@@ -29,11 +42,69 @@ pub enum DiscoveryError {
     },
     #[error("{mailbox} is not an address Autodiscover can look up: use name@domain")]
     BadAddress { mailbox: String },
+    #[error("the CA bundle {path} cannot be used for Autodiscover: {reason}")]
+    CaBundle { path: String, reason: String },
+    #[error("cannot start the HTTP client for Autodiscover: {reason}")]
+    Client { reason: String },
+}
+
+/// Where the SRV lookup asks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NameServer {
+    /// The system's resolver configuration (`/etc/resolv.conf`).
+    #[default]
+    System,
+    /// This name server, over UDP (split DNS, tests).
+    Udp(std::net::SocketAddr),
+}
+
+/// The SRV records of `_autodiscover._tcp.<domain>`.
+async fn lookup_srv(
+    name_server: NameServer,
+    domain: &str,
+    timeout: Duration,
+) -> Result<Vec<SrvRecord>, String> {
+    use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
+    use hickory_resolver::name_server::TokioConnectionProvider;
+    use hickory_resolver::proto::xfer::Protocol;
+    let provider = TokioConnectionProvider::default();
+    let mut builder = match name_server {
+        NameServer::System => hickory_resolver::TokioResolver::builder_tokio()
+            .map_err(|e| format!("the system's DNS configuration cannot be read: {e}"))?,
+        NameServer::Udp(addr) => hickory_resolver::TokioResolver::builder_with_config(
+            ResolverConfig::from_parts(
+                None,
+                vec![],
+                vec![NameServerConfig::new(addr, Protocol::Udp)],
+            ),
+            provider,
+        ),
+    };
+    let options: &mut ResolverOpts = builder.options_mut();
+    options.timeout = timeout.min(Duration::from_secs(5));
+    options.attempts = 2;
+    let resolver = builder.build();
+    let name = srv_name(domain);
+    match resolver.srv_lookup(name.as_str()).await {
+        Ok(lookup) => Ok(lookup
+            .iter()
+            .map(|srv| SrvRecord {
+                priority: srv.priority(),
+                weight: srv.weight(),
+                port: srv.port(),
+                target: srv.target().to_utf8(),
+            })
+            .collect()),
+        Err(e) if e.is_no_records_found() => Ok(Vec::new()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Finds mailboxes' EWS URLs with a service account (Basic sign-in).
 pub struct Discoverer {
     http: reqwest::Client,
+    timeout: Duration,
+    name_server: NameServer,
     user: String,
     password: String,
     /// Fixed endpoints to ask instead of the ones derived from the domain (a
@@ -44,19 +115,52 @@ pub struct Discoverer {
 }
 
 impl Discoverer {
-    pub fn new(user: &str, password: &str, timeout: Duration) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+    pub fn new(user: &str, password: &str, timeout: Duration) -> Result<Self, DiscoveryError> {
+        let http = Self::http(timeout, Vec::new())?;
         Ok(Discoverer {
             http,
+            timeout,
+            name_server: NameServer::System,
             user: user.to_string(),
             password: password.to_string(),
             endpoints: None,
             ttl: DEFAULT_TTL,
             cache: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    fn http(
+        timeout: Duration,
+        roots: Vec<reqwest::Certificate>,
+    ) -> Result<reqwest::Client, DiscoveryError> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none());
+        for root in roots {
+            builder = builder.add_root_certificate(root);
+        }
+        builder.build().map_err(|e| DiscoveryError::Client {
+            reason: e.to_string(),
+        })
+    }
+
+    /// Also trust the CA certificates in this PEM file.
+    pub fn with_ca_bundle(mut self, path: &std::path::Path) -> Result<Self, DiscoveryError> {
+        let bad = |reason: String| DiscoveryError::CaBundle {
+            path: path.display().to_string(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let roots = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| bad(format!("not PEM: {e}")))?;
+        self.http = Self::http(self.timeout, roots)?;
+        Ok(self)
+    }
+
+    /// Ask this name server for the SRV record instead of the system's resolver.
+    pub fn with_name_server(mut self, name_server: NameServer) -> Self {
+        self.name_server = name_server;
+        self
     }
 
     /// Ask these endpoints instead of the domain's candidates.
@@ -110,7 +214,28 @@ impl Discoverer {
         let mut redirects = Redirects::default();
         let mut tried = Vec::new();
         let mut last = String::from("no answer");
-        while let Some(url) = queue.pop_front() {
+        // Domains whose SRV record was asked for already.
+        let mut srv_asked: Vec<String> = Vec::new();
+        loop {
+            let Some(url) = queue.pop_front() else {
+                // Step 5, after the others: the SRV record of the address's domain.
+                let domain = address.rsplit_once('@').map(|(_, d)| d.to_string());
+                match domain {
+                    Some(domain) if self.endpoints.is_none() && !srv_asked.contains(&domain) => {
+                        srv_asked.push(domain.clone());
+                        tried.push(format!("DNS SRV {}", srv_name(&domain)));
+                        match lookup_srv(self.name_server, &domain, self.timeout).await {
+                            Ok(records) if srv_candidates(&records).is_empty() => {
+                                last = format!("no usable SRV record {}", srv_name(&domain));
+                            }
+                            Ok(records) => queue.extend(srv_candidates(&records)),
+                            Err(e) => last = format!("SRV {}: {e}", srv_name(&domain)),
+                        }
+                        continue;
+                    }
+                    _ => break,
+                }
+            };
             tried.push(url.clone());
             let soap = url.ends_with(".svc");
             let request = if url.starts_with("http://") && !soap {

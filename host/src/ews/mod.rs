@@ -11,6 +11,7 @@ pub mod calendar;
 pub mod client;
 pub mod discovery;
 pub mod notification;
+pub mod ntlm;
 pub mod push;
 pub mod request;
 pub mod response;
