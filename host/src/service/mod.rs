@@ -477,8 +477,8 @@ impl Inner {
             let clock = &self.adapters.clock;
             let wait = match next {
                 Next::At(Some(at)) => {
-                    // Wake a moment after the boundary so `now` is past it.
-                    (clock.real_delay_until(at) + clock.real(Duration::from_millis(200)))
+                    // Wake just after the boundary, so `now` has reached it.
+                    (clock.real_delay_until(at) + Duration::from_millis(5))
                         .min(clock.real(self.config.resync))
                 }
                 Next::At(None) => clock.real(self.config.resync),
