@@ -61,6 +61,10 @@ impl Counter {
         self.arrivals.lock().unwrap().get(phone).map_or(0, Vec::len)
     }
 
+    fn first(&self, phone: &str) -> Option<Instant> {
+        self.arrivals.lock().unwrap().get(phone)?.first().copied()
+    }
+
     fn last(&self, phone: &str) -> Option<Instant> {
         self.arrivals.lock().unwrap().get(phone)?.last().copied()
     }
@@ -81,7 +85,12 @@ fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or_default();
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // Fields 14 and 15 of stat (utime, stime), counted after the ")".
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -102,6 +111,9 @@ async fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool)
     let deadline = Instant::now() + limit;
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if std::env::var_os("CALVERT_BENCH_DEBUG").is_some() {
+            eprintln!("waiting for {what}");
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -110,7 +122,9 @@ async fn run(mailboxes: usize, core: DecisionCore) {
     println!("\n## {mailboxes} mailboxes\n");
     let exchange = Exchange::default();
     exchange.add_account("calvert", "bench", None);
-    let addresses: Vec<String> = (0..mailboxes).map(|i| format!("user{i}@flexi.se")).collect();
+    let addresses: Vec<String> = (0..mailboxes)
+        .map(|i| format!("user{i}@flexi.se"))
+        .collect();
     for address in &addresses {
         exchange.add_mailbox(address);
     }
@@ -141,9 +155,12 @@ async fn run(mailboxes: usize, core: DecisionCore) {
         simulator.ews_url()
     );
     for (i, address) in addresses.iter().enumerate() {
-        text += &format!("[[user]]\naddress = \"{address}\"\nintegration_id = \"{i}\"\ntelephony_id = \"{i}\"\n");
+        text += &format!(
+            "[[user]]\naddress = \"{address}\"\nintegration_id = \"{i}\"\ntelephony_id = \"{i}\"\n"
+        );
     }
-    let dir = std::env::temp_dir().join(format!("calvert-bench-{}-{mailboxes}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("calvert-bench-{}-{mailboxes}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut config = ServiceConfig::from_toml(
         &text,
@@ -167,6 +184,13 @@ async fn run(mailboxes: usize, core: DecisionCore) {
     // Start-up is over when every mailbox is subscribed and has been read once.
     wait_until("start-up", Duration::from_secs(600), || {
         let metrics = service.metrics();
+        if std::env::var_os("CALVERT_BENCH_DEBUG").is_some() {
+            eprintln!(
+                "subscriptions {} reads {}",
+                metric(&metrics, "calvert_subscriptions"),
+                metric(&metrics, "calvert_calendar_reads_total{outcome=\"ok\"}")
+            );
+        }
         metric(&metrics, "calvert_subscriptions") >= mailboxes as f64
             && metric(&metrics, "calvert_calendar_reads_total{outcome=\"ok\"}") >= mailboxes as f64
     })
@@ -184,7 +208,8 @@ async fn run(mailboxes: usize, core: DecisionCore) {
     let mut sent = Vec::with_capacity(sample);
     for (i, address) in addresses.iter().take(sample).enumerate() {
         sent.push(Instant::now());
-        exchange.put_item(address, SimItem::appointment("n", "Lunch", t - 60, t + 3600));
+        // Short, so it is over (and cleared) before the burst below.
+        exchange.put_item(address, SimItem::appointment("n", "Lunch", t - 60, t + 8));
         tokio::time::sleep(Duration::from_millis(4)).await;
         let _ = i;
     }
@@ -195,23 +220,34 @@ async fn run(mailboxes: usize, core: DecisionCore) {
     let notify_cpu = cpu_seconds() - cpu;
     let mut latency: Vec<f64> = (0..sample)
         .map(|i| {
-            let arrived = counter.last(&i.to_string()).unwrap();
+            let arrived = counter.first(&i.to_string()).unwrap();
             arrived.duration_since(sent[i]).as_secs_f64() * 1000.0
         })
         .collect();
     latency.sort_by(f64::total_cmp);
+    // Those items end: wait for their clears, so the burst starts from quiet phones.
+    wait_until("the clears", Duration::from_secs(120), || {
+        (0..sample).all(|i| counter.calls(&i.to_string()) >= 2)
+    })
+    .await;
 
     // The burst: every mailbox has an item starting at the same second.
     let calls_before = counter.total();
     let boundary = now() + 20 + (mailboxes / 1000) as i64;
     let cpu_setup = cpu_seconds();
     for address in &addresses {
-        exchange.put_item(address, SimItem::appointment("b", "Möte", boundary, boundary + 1800));
+        exchange.put_item(
+            address,
+            SimItem::appointment("b", "Möte", boundary, boundary + 1800),
+        );
     }
     // Wait for the boundary to pass, then for every call.
     let boundary_at = {
         let wait = boundary * 1000 - jiff::Timestamp::now().as_millisecond();
-        assert!(wait > 0, "setting up the burst took past the boundary; raise the lead time");
+        assert!(
+            wait > 0,
+            "setting up the burst took past the boundary; raise the lead time"
+        );
         Instant::now() + Duration::from_millis(wait as u64)
     };
     let setup_cpu = cpu_seconds() - cpu_setup;
@@ -236,11 +272,29 @@ async fn run(mailboxes: usize, core: DecisionCore) {
 
     println!("| measure | value |");
     println!("|---|---|");
-    println!("| start-up (subscribe + first read of every mailbox) | {:.1} s, {startup_cpu:.1} CPU s |", startup.as_secs_f64());
-    println!("| resident memory growth per idle mailbox | {:.1} KiB |", per_mailbox / 1024.0);
-    println!("| notification → confirmed call, p50 / p99 / max ({sample} changes, 4 ms apart) | {:.1} / {:.1} / {:.1} ms ({notify_cpu:.1} CPU s) |", percentile(&latency, 50.0), percentile(&latency, 99.0), latency.last().copied().unwrap_or(0.0));
-    println!("| burst: {mailboxes} diversions due at the same second, all issued after | {all_issued:.0} ms ({burst_cpu:.1} CPU s; setting up the {mailboxes} future items: {setup_cpu:.1} CPU s) |");
-    println!("| lateness at the boundary, p50 / p99 / max | {:.0} / {:.0} / {:.0} ms |", percentile(&lateness, 50.0), percentile(&lateness, 99.0), all_issued);
+    println!(
+        "| start-up (subscribe + first read of every mailbox) | {:.1} s, {startup_cpu:.1} CPU s |",
+        startup.as_secs_f64()
+    );
+    println!(
+        "| resident memory growth per idle mailbox | {:.1} KiB |",
+        per_mailbox / 1024.0
+    );
+    println!(
+        "| notification → confirmed call, p50 / p99 / max ({sample} changes, 4 ms apart) | {:.1} / {:.1} / {:.1} ms ({notify_cpu:.1} CPU s) |",
+        percentile(&latency, 50.0),
+        percentile(&latency, 99.0),
+        latency.last().copied().unwrap_or(0.0)
+    );
+    println!(
+        "| burst: {mailboxes} diversions due at the same second, all issued after | {all_issued:.0} ms ({burst_cpu:.1} CPU s; setting up the {mailboxes} future items: {setup_cpu:.1} CPU s) |"
+    );
+    println!(
+        "| lateness at the boundary, p50 / p99 / max | {:.0} / {:.0} / {:.0} ms |",
+        percentile(&lateness, 50.0),
+        percentile(&lateness, 99.0),
+        all_issued
+    );
     println!("| calls issued before the boundary (must be 0) | {early} |");
     service.shutdown(Duration::from_secs(5)).await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -271,7 +325,10 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    println!("# calvert service benchmark ({} cores)", std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!(
+        "# calvert service benchmark ({} cores)",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
     for size in sizes {
         runtime.block_on(run(size, core.clone()));
     }

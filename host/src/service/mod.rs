@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::component::wit::{
-    Observation, PhoneDiversion, ReconcileAction, StatusEvent, UserStatus,
+    self, Observation, PhoneDiversion, ReconcileAction, StatusEvent, UserStatus,
 };
 use crate::component::{CoreError, CoreInstance, DecisionCore};
 use crate::config::{ServiceConfig, TelephonyKind, User};
@@ -160,6 +160,11 @@ struct Mailbox {
     changed_at: Mutex<Option<Instant>>,
     /// The change each queued call answers, for the latency histogram.
     call_started: Mutex<BTreeMap<u64, Instant>>,
+    /// The calendar as last read, and the window it covers. A boundary
+    /// (`next_change`) re-decides on it without reading Exchange again: nothing
+    /// changed, or a notification would have said so. Notifications, resyncs and
+    /// failures drop it.
+    cached: Mutex<Option<(i64, i64, Vec<wit::CalendarItem>)>>,
 }
 
 struct Inner {
@@ -265,8 +270,9 @@ impl Inner {
         Next::Idle
     }
 
-    /// One turn of the core's loop for one mailbox.
-    async fn step(&self, mailbox: &Mailbox) -> Next {
+    /// One turn of the core's loop for one mailbox. `reuse`: decide on the cached
+    /// calendar when it covers `now` (a boundary passed, nothing changed).
+    async fn step(&self, mailbox: &Mailbox, reuse: bool) -> Next {
         let user = &mailbox.user;
         let address = user.address.as_str();
         let store = &self.adapters.store;
@@ -315,12 +321,28 @@ impl Inner {
         let started = Instant::now();
         let now = self.adapters.clock.now();
         let window = self.config.window.as_secs() as i64;
-        let items = match source.calendar(address, now - 86_400, now + window).await {
+        let cached = if reuse {
+            lock(&mailbox.cached)
+                .as_ref()
+                .filter(|(from, to, _)| *from <= now - 3600 && now + 86_400 <= *to)
+                .map(|(_, _, items)| items.clone())
+        } else {
+            *lock(&mailbox.cached) = None;
+            None
+        };
+        let read = match cached {
+            Some(items) => Ok(items),
+            None => source.calendar(address, now - 86_400, now + window).await,
+        };
+        let items = match read {
             Ok(items) => {
-                self.metrics
-                    .calendar_reads
-                    .get_or_create(&Outcome { outcome: "ok" })
-                    .inc();
+                if !reuse || lock(&mailbox.cached).is_none() {
+                    self.metrics
+                        .calendar_reads
+                        .get_or_create(&Outcome { outcome: "ok" })
+                        .inc();
+                    *lock(&mailbox.cached) = Some((now - 86_400, now + window, items.clone()));
+                }
                 items
             }
             Err(SourceError::Mailbox(reason)) => {
@@ -468,25 +490,30 @@ impl Inner {
     /// The mailbox task.
     async fn run_mailbox(self: Arc<Self>, mailbox: Arc<Mailbox>) {
         let mut stop = self.stop.subscribe();
+        let mut boundary = false;
         loop {
             if *stop.borrow() {
                 return;
             }
             // Boxed so the idle task stays small: the step's state exists only while it runs.
-            let next = Box::pin(self.step(&mailbox)).await;
+            let next = Box::pin(self.step(&mailbox, boundary)).await;
+            boundary = false;
             let clock = &self.adapters.clock;
+            let resync = clock.real(self.config.resync);
             let wait = match next {
                 Next::At(Some(at)) => {
                     // Wake just after the boundary, so `now` has reached it.
-                    (clock.real_delay_until(at) + Duration::from_millis(5))
-                        .min(clock.real(self.config.resync))
+                    let until_boundary = clock.real_delay_until(at) + Duration::from_millis(5);
+                    boundary = until_boundary < resync;
+                    until_boundary.min(resync)
                 }
-                Next::At(None) => clock.real(self.config.resync),
+                Next::At(None) => resync,
                 Next::Retry(after) => after,
                 Next::Idle => Duration::from_secs(365 * 86_400),
             };
             tokio::select! {
                 _ = mailbox.wake.notified() => {
+                    boundary = false;
                     // Debounce: let a burst of notifications settle into one read.
                     tokio::time::sleep(clock.real(self.config.debounce).max(self.config.debounce.min(Duration::from_millis(20)))).await;
                 }
@@ -650,6 +677,7 @@ impl ServiceHandle {
                     deliver: Notify::new(),
                     changed_at: Mutex::new(None),
                     call_started: Mutex::new(BTreeMap::new()),
+                    cached: Mutex::new(None),
                 }),
             );
         }
