@@ -57,8 +57,12 @@ enum Command {
         autodiscover_url: Option<String>,
         /// The service account that impersonates the mailbox (Basic or NTLM sign-in;
         /// for NTLM as DOMAIN\\user or user@domain).
-        #[arg(long, required_unless_present = "client_id")]
+        #[arg(long, required_unless_present_any = ["client_id", "config"])]
         user: Option<String>,
+        /// Take the server, sign-in, zone and trigger words from calvert.toml: the
+        /// server the rules pick for the mailbox.
+        #[arg(long, conflicts_with_all = ["url", "user", "client_id"])]
+        config: Option<PathBuf>,
         /// How the service account signs in: basic, or ntlm (Windows authentication
         /// on the EWS virtual directory).
         #[arg(
@@ -113,6 +117,57 @@ fn parse_trigger(text: &str) -> Result<(String, String), String> {
         }
         _ => Err(format!("{text:?} is not word=REASON, e.g. lunch=LUNCH")),
     }
+}
+
+/// What `calvert check --config` takes from calvert.toml for one mailbox.
+struct ConfiguredServer {
+    url: Option<String>,
+    credentials: calvert::ews::client::Credentials,
+    ca_bundle: Option<PathBuf>,
+    zone: String,
+    triggers: Vec<(String, String)>,
+}
+
+fn configured_server(
+    path: &std::path::Path,
+    core: &DecisionCore,
+    mailbox: &str,
+) -> Result<ConfiguredServer, String> {
+    let mut instance = core.instance();
+    let config =
+        calvert::config::ServiceConfig::load(path, &mut instance).map_err(|e| e.to_string())?;
+    let server = instance
+        .route(mailbox, &config.rules)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| {
+            format!(
+                "no [[rule]] in {} routes {mailbox} to an Exchange server; add one",
+                path.display()
+            )
+        })?;
+    let exchange = config
+        .exchange
+        .iter()
+        .find(|s| s.name == server)
+        .ok_or_else(|| {
+            format!(
+                "the rules pick server {server:?}, which {} does not define",
+                path.display()
+            )
+        })?;
+    Ok(ConfiguredServer {
+        url: exchange.url.clone(),
+        credentials: exchange.credentials.clone(),
+        ca_bundle: exchange.ca_bundle.clone(),
+        zone: config
+            .user(mailbox)
+            .map_or(config.default_zone.clone(), |u| u.zone.clone()),
+        triggers: config
+            .triggers
+            .iter()
+            .map(|t| (t.word.clone(), t.reason.clone()))
+            .collect(),
+    })
 }
 
 fn main() -> ExitCode {
@@ -175,8 +230,26 @@ fn run(command: Command) -> Result<ExitCode, String> {
             triggers,
             json,
             timeout,
+            config,
         } => {
+            let configured = match &config {
+                Some(path) => Some(configured_server(path, &core, &mailbox)?),
+                None => None,
+            };
+            let (url, ca_bundle, zone, triggers) = match &configured {
+                Some(c) => (
+                    c.url.clone(),
+                    c.ca_bundle.clone(),
+                    c.zone.clone(),
+                    c.triggers.clone(),
+                ),
+                None => (url, ca_bundle, zone, triggers),
+            };
             let credentials = match (user, client_id, token_url) {
+                _ if configured.is_some() => configured
+                    .as_ref()
+                    .map(|c| c.credentials.clone())
+                    .ok_or("no server")?,
                 (_, Some(client_id), Some(token_url)) => {
                     let client_secret =
                         std::env::var("CALVERT_EWS_CLIENT_SECRET").map_err(|_| {

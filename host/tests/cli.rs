@@ -440,6 +440,75 @@ mod check_failures {
     }
 
     #[test]
+    fn a_configured_server_is_checked_from_calvert_toml() {
+        let sim = https();
+        let dir = std::env::temp_dir().join(format!(
+            "calvert-check-config-{}-{}",
+            std::process::id(),
+            sim.server.addr.port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("calvert.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+                [[exchange]]
+                name = "mail1"
+                url = "{}"
+                auth = "basic"
+                user = "calvert"
+                password_env = "CHECK_PW"
+                ca_bundle = "{}"
+                [[rule]]
+                server = "mail1"
+                pattern = "flexi.se"
+                [[telephony]]
+                name = "log"
+                kind = "log"
+                [[telephony_rule]]
+                target = "log"
+                pattern = "*"
+                [[trigger]]
+                word = "Lunch"
+                reason = "LUNCH"
+                "#,
+                sim.server.ews_url(),
+                sim.ca.display()
+            ),
+        )
+        .unwrap();
+        let run = |mailbox: &str| {
+            Command::new(env!("CARGO_BIN_EXE_calvert"))
+                .args(["check", mailbox, "--timeout", "10", "--config"])
+                .arg(&config)
+                .env("CHECK_PW", "secret")
+                .output()
+                .expect("calvert runs")
+        };
+        let out = run("kim@flexi.se");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("1 calendar items") && stdout.contains("LUNCH"),
+            "{stdout}"
+        );
+        // A mailbox no rule routes: the message names the file and the fix.
+        let out = run("kim@elsewhere.se");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            stderr.contains("no [[rule]]") && stderr.contains("calvert.toml"),
+            "{stderr}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn wrong_passwords_say_which_account_and_what_to_check() {
         let sim = https();
         let url = sim.server.ews_url();
