@@ -5,15 +5,20 @@
 //!
 //! Measures, per size:
 //! - start-up: every mailbox subscribed (streaming, groups of 200) and read once;
-//! - memory per idle mailbox: resident set growth from starting the service, divided
-//!   by the mailboxes (an upper bound: the simulator's subscription state is in it);
+//! - memory per idle mailbox: the heap Calvert's threads hold once every mailbox is
+//!   subscribed and idle, less what they held before the service started, divided by
+//!   the mailboxes (the simulator runs on its own runtime, whose threads' allocations
+//!   are counted apart); and the whole process's resident-set growth, an upper bound;
 //! - notification → confirmed diversion call, p50/p99, over a sample of mailboxes
 //!   whose items change one after another;
 //! - the burst: every mailbox has an item starting at the same second; the time until
 //!   every diversion is issued, and each call's lateness after the boundary;
 //! - CPU seconds (user + system) of the process for each phase.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,9 +26,54 @@ use async_trait::async_trait;
 use calvert::DecisionCore;
 use calvert::config::ServiceConfig;
 use calvert::diversion::{DiversionTarget, Phone, TargetError};
-use calvert::service::{Adapters, DeliveryRetry, ServiceHandle};
+use calvert::service::{Adapters, Backoff, ServiceHandle};
 use calvert::store::{Applied, OutboxEntry, SledStore};
 use calvert_exchange_sim::{Exchange, SimItem};
+
+/// Live heap bytes, split between the simulator's threads and everyone else's.
+struct CountingAllocator;
+
+static CALVERT_HEAP: AtomicIsize = AtomicIsize::new(0);
+static SIMULATOR_HEAP: AtomicIsize = AtomicIsize::new(0);
+
+thread_local! {
+    static ON_SIMULATOR_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+fn heap_of_this_thread() -> &'static AtomicIsize {
+    if ON_SIMULATOR_THREAD.try_with(Cell::get).unwrap_or(false) {
+        &SIMULATOR_HEAP
+    } else {
+        &CALVERT_HEAP
+    }
+}
+
+// SAFETY: every call is passed to the system allocator unchanged; only counters move.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        heap_of_this_thread().fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: the caller's contract for `alloc` is passed on as it is.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        heap_of_this_thread().fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: as above, for `dealloc`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        heap_of_this_thread().fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        // SAFETY: as above, for `realloc`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 /// Records when each phone's calls arrive.
 #[derive(Default)]
@@ -118,7 +168,7 @@ async fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool)
     }
 }
 
-async fn run(mailboxes: usize, core: DecisionCore) {
+async fn run(mailboxes: usize, core: DecisionCore, simulator_runtime: &tokio::runtime::Runtime) {
     println!("\n## {mailboxes} mailboxes\n");
     let exchange = Exchange::default();
     exchange.add_account("calvert", "bench", None);
@@ -128,7 +178,11 @@ async fn run(mailboxes: usize, core: DecisionCore) {
     for address in &addresses {
         exchange.add_mailbox(address);
     }
-    let simulator = calvert_exchange_sim::start(exchange.clone()).await.unwrap();
+    let simulator = simulator_runtime
+        .spawn(calvert_exchange_sim::start(exchange.clone()))
+        .await
+        .unwrap()
+        .unwrap();
     let mut text = format!(
         r#"
         [service]
@@ -170,15 +224,16 @@ async fn run(mailboxes: usize, core: DecisionCore) {
     )
     .unwrap();
     config.state_dir = dir.clone();
-    let store = SledStore::open(&config.state_dir, config.cache_bytes).unwrap();
+    let store = Arc::new(SledStore::open(&config.state_dir, config.cache_bytes).unwrap());
     let counter = Arc::new(Counter::default());
-    let mut adapters = Adapters::from_config(&config, Arc::new(store)).unwrap();
+    let mut adapters = Adapters::from_config(&config, store.clone()).unwrap();
     adapters.targets.insert("counter".into(), counter.clone());
 
     let rss_before = rss_bytes();
+    let heap_before = CALVERT_HEAP.load(Ordering::Relaxed);
     let cpu = cpu_seconds();
     let started = Instant::now();
-    let service = ServiceHandle::start(config, core, adapters, DeliveryRetry::default())
+    let service = ServiceHandle::start(config, core, adapters, Backoff::default())
         .await
         .unwrap();
     // Start-up is over when every mailbox is subscribed and has been read once.
@@ -200,6 +255,8 @@ async fn run(mailboxes: usize, core: DecisionCore) {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_idle = rss_bytes();
     let per_mailbox = rss_idle.saturating_sub(rss_before) as f64 / mailboxes as f64;
+    let heap_per_mailbox =
+        (CALVERT_HEAP.load(Ordering::Relaxed) - heap_before) as f64 / mailboxes as f64;
 
     // Notification → call latency: one change at a time, 4 ms apart.
     let sample = mailboxes.min(1000);
@@ -235,10 +292,12 @@ async fn run(mailboxes: usize, core: DecisionCore) {
     let calls_before = counter.total();
     let boundary = now() + 20 + (mailboxes / 1000) as i64;
     let cpu_setup = cpu_seconds();
-    for address in &addresses {
+    // They all start together and end spread over a minute (the next phase).
+    let end_of = |i: usize| 40 + (i % 60) as i64;
+    for (i, address) in addresses.iter().enumerate() {
         exchange.put_item(
             address,
-            SimItem::appointment("b", "Möte", boundary, boundary + 1800),
+            SimItem::appointment("b", "Möte", boundary, boundary + end_of(i)),
         );
     }
     // Wait for the boundary to pass, then for every call.
@@ -253,11 +312,13 @@ async fn run(mailboxes: usize, core: DecisionCore) {
     let setup_cpu = cpu_seconds() - cpu_setup;
     tokio::time::sleep_until(boundary_at.into()).await;
     let cpu = cpu_seconds();
+    let flushes = store.flushes();
     wait_until("the burst", Duration::from_secs(300), || {
         counter.total() >= calls_before + mailboxes
     })
     .await;
     let burst_cpu = cpu_seconds() - cpu;
+    let burst_flushes = store.flushes() - flushes;
     let mut lateness: Vec<f64> = (0..mailboxes)
         .map(|i| {
             let arrived = counter.last(&i.to_string()).unwrap();
@@ -270,6 +331,30 @@ async fn run(mailboxes: usize, core: DecisionCore) {
         .filter(|i| counter.last(&i.to_string()).unwrap() < boundary_at)
         .count();
 
+    // Ordinary boundaries: the items end spread over a minute (~mailboxes/60 a second);
+    // each clear's lateness after its item's end.
+    let calls_before = counter.total();
+    let cpu = cpu_seconds();
+    wait_until("the clears at the ends", Duration::from_secs(300), || {
+        counter.total() >= calls_before + mailboxes
+    })
+    .await;
+    let ends_cpu = cpu_seconds() - cpu;
+    let mut end_lateness: Vec<f64> = (0..mailboxes)
+        .map(|i| {
+            let end = boundary_at + Duration::from_secs(end_of(i) as u64);
+            let arrived = counter.last(&i.to_string()).unwrap();
+            arrived.saturating_duration_since(end).as_secs_f64() * 1000.0
+        })
+        .collect();
+    end_lateness.sort_by(f64::total_cmp);
+    let cleared_early = (0..mailboxes)
+        .filter(|i| {
+            counter.last(&i.to_string()).unwrap()
+                < boundary_at + Duration::from_secs(end_of(*i) as u64)
+        })
+        .count();
+
     println!("| measure | value |");
     println!("|---|---|");
     println!(
@@ -277,7 +362,11 @@ async fn run(mailboxes: usize, core: DecisionCore) {
         startup.as_secs_f64()
     );
     println!(
-        "| resident memory growth per idle mailbox | {:.1} KiB |",
+        "| Calvert's heap per idle mailbox | {:.1} KiB |",
+        heap_per_mailbox / 1024.0
+    );
+    println!(
+        "| whole-process resident growth per idle mailbox (simulator included) | {:.1} KiB |",
         per_mailbox / 1024.0
     );
     println!(
@@ -287,15 +376,25 @@ async fn run(mailboxes: usize, core: DecisionCore) {
         latency.last().copied().unwrap_or(0.0)
     );
     println!(
-        "| burst: {mailboxes} diversions due at the same second, all issued after | {all_issued:.0} ms ({burst_cpu:.1} CPU s; setting up the {mailboxes} future items: {setup_cpu:.1} CPU s) |"
+        "| burst: {mailboxes} diversions due at the same second, all issued after | {all_issued:.0} ms ({burst_cpu:.1} CPU s, {burst_flushes} disk flushes for {} durable writes; setting up the {mailboxes} future items: {setup_cpu:.1} CPU s) |",
+        2 * mailboxes
     );
     println!(
-        "| lateness at the boundary, p50 / p99 / max | {:.0} / {:.0} / {:.0} ms |",
+        "| lateness in the burst, p50 / p99 / max | {:.0} / {:.0} / {:.0} ms |",
         percentile(&lateness, 50.0),
         percentile(&lateness, 99.0),
         all_issued
     );
-    println!("| calls issued before the boundary (must be 0) | {early} |");
+    println!(
+        "| lateness at ordinary boundaries (the {mailboxes} items end spread over a minute), p50 / p99 / max | {:.0} / {:.0} / {:.0} ms ({ends_cpu:.1} CPU s) |",
+        percentile(&end_lateness, 50.0),
+        percentile(&end_lateness, 99.0),
+        end_lateness.last().copied().unwrap_or(0.0)
+    );
+    println!(
+        "| calls issued before their boundary (must be 0) | {} |",
+        early + cleared_early
+    );
     service.shutdown(Duration::from_secs(5)).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -329,7 +428,12 @@ fn main() {
         "# calvert service benchmark ({} cores)",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    let simulator_runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_start(|| ON_SIMULATOR_THREAD.with(|flag| flag.set(true)))
+        .build()
+        .unwrap();
     for size in sizes {
-        runtime.block_on(run(size, core.clone()));
+        runtime.block_on(run(size, core.clone(), &simulator_runtime));
     }
 }

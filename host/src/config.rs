@@ -656,6 +656,11 @@ impl Check<'_> {
                             format!("{key}.url"),
                             "missing: give url or host, or set autodiscover = true",
                         );
+                    } else if s.auth != "basic" {
+                        self.problem(
+                            format!("{key}.autodiscover"),
+                            format!("Autodiscover signs in with Basic only; with auth = {:?} give url or host", s.auth),
+                        );
                     }
                     None
                 }
@@ -1037,6 +1042,17 @@ mod tests {
                 "{expected} missing from {found:#?}"
             );
         }
+    }
+
+    #[test]
+    fn autodiscover_needs_basic_sign_in() {
+        let text = MINIMAL.replace(
+            "url = \"https://mail1.flexi.se/EWS/Exchange.asmx\"",
+            "autodiscover = true",
+        );
+        assert!(load(&text, &[]).unwrap().exchange[0].url.is_none());
+        let found = problems(&text.replace("auth = \"basic\"", "auth = \"ntlm\""));
+        assert_eq!(found[0].key, "exchange[0].autodiscover", "{found:?}");
     }
 
     #[test]

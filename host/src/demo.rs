@@ -22,7 +22,7 @@ use calvert_exchange_sim::{Exchange, SimItem};
 use crate::DecisionCore;
 use crate::config::ServiceConfig;
 use crate::diversion::{DiversionTarget, Phone, TargetError};
-use crate::service::{Adapters, Clock, DeliveryRetry, ScaledClock, ServiceHandle};
+use crate::service::{Adapters, Backoff, Clock, ScaledClock, ServiceHandle};
 use crate::store::{Applied, DiversionCall, OutboxEntry, SledStore};
 
 const ZONE: &str = "Europe/Stockholm";
@@ -412,7 +412,7 @@ async fn play(core: DecisionCore) -> Result<String, DemoError> {
         config,
         core,
         adapters,
-        DeliveryRetry {
+        Backoff {
             base: Duration::from_millis(200),
             max: Duration::from_millis(800),
         },

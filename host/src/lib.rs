@@ -4,6 +4,7 @@
 //! It runs the decision core as a WebAssembly component ([`component`]) and offers
 //! `calvert eval` and the demo on top of it.
 
+pub mod backoff;
 pub mod check;
 pub mod component;
 pub mod config;

@@ -12,7 +12,7 @@ use calvert::DecisionCore;
 use calvert::component::wit::StatusEvent;
 use calvert::config::ServiceConfig;
 use calvert::diversion::utc;
-use calvert::service::{Adapters, DeliveryRetry, ServiceHandle};
+use calvert::service::{Adapters, Backoff, ServiceHandle};
 use calvert::store::{MemoryStore, Status};
 use calvert_exchange_sim::{Exchange, Fault, Server, SimItem, start};
 use phones::Phones;
@@ -110,7 +110,7 @@ impl World {
             config,
             core(),
             adapters,
-            DeliveryRetry {
+            Backoff {
                 base: Duration::from_millis(50),
                 max: Duration::from_millis(200),
             },
@@ -435,7 +435,7 @@ async fn a_mailbox_the_account_may_not_open_goes_to_error_and_can_be_restarted()
     );
     world.expect_calls("1001", &[set("LUNCH", t + 600)]).await;
 
-    // A restart of the failed user tries again (and fails again: still no right).
+    // The right is granted; a restart of the failed user reads it again and diverts.
     world.exchange.add_account("calvert", "secret", None);
     assert_eq!(
         world

@@ -1044,11 +1044,11 @@ fn streaming_response(
                         }
                         continue;
                     }
-                    let fresh: Vec<_> = subscription
+                    // Events are in number order: skip what was sent without a scan.
+                    let start = subscription
                         .events
-                        .iter()
-                        .filter(|(n, _, _)| *n > marks[i])
-                        .collect();
+                        .partition_point(|(n, _, _)| *n <= marks[i]);
+                    let fresh = &subscription.events[start..];
                     if fresh.is_empty() {
                         continue;
                     }

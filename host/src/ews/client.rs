@@ -13,6 +13,8 @@
 
 use std::time::Duration;
 
+use crate::backoff::Backoff;
+
 use super::calendar::{
     CalendarPage, SyncRound, parse_find_item, parse_get_item, parse_saved_items,
     parse_sync_folder_items,
@@ -74,17 +76,13 @@ impl RetryPolicy {
         }
     }
 
-    /// The wait before retry `attempt` (0-based): base · 2^attempt, jittered to
-    /// 50–100% so that many mailboxes do not retry in step.
+    /// The wait before retry `attempt` (0-based): the host's [`Backoff`] rule.
     fn delay(&self, attempt: u32) -> Duration {
-        use std::hash::BuildHasher;
-        let full = self
-            .base
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.max);
-        let random = std::collections::hash_map::RandomState::new().hash_one(attempt);
-        let fraction = 0.5 + (random % 1000) as f64 / 2000.0;
-        full.mul_f64(fraction)
+        Backoff {
+            base: self.base,
+            max: self.max,
+        }
+        .wait(attempt)
     }
 }
 

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc, watch};
 
+pub use crate::backoff::Backoff;
 use crate::component::wit::{
     self, Observation, PhoneDiversion, ReconcileAction, StatusEvent, UserStatus,
 };
@@ -120,33 +121,9 @@ impl Adapters {
     }
 }
 
-/// Delivery retries: exponential from `base` to `max`, jittered to 50–100%.
-#[derive(Debug, Clone, Copy)]
-pub struct DeliveryRetry {
-    pub base: Duration,
-    pub max: Duration,
-}
-
-impl Default for DeliveryRetry {
-    fn default() -> Self {
-        DeliveryRetry {
-            base: Duration::from_secs(1),
-            max: Duration::from_secs(300),
-        }
-    }
-}
-
-impl DeliveryRetry {
-    fn wait(&self, attempt: u32) -> Duration {
-        use std::hash::BuildHasher;
-        let full = self
-            .base
-            .saturating_mul(2u32.saturating_pow(attempt.min(20)))
-            .min(self.max);
-        let random = std::collections::hash_map::RandomState::new().hash_one(attempt);
-        full.mul_f64(0.5 + (random % 1000) as f64 / 2000.0)
-    }
-}
+/// How long (service-clock seconds) a calendar read may be re-used at boundaries;
+/// far inside the window read (at least a day ahead).
+const CACHE_LIFETIME: i64 = 3600;
 
 /// One configured user at run time.
 struct Mailbox {
@@ -160,11 +137,10 @@ struct Mailbox {
     changed_at: Mutex<Option<Instant>>,
     /// The change each queued call answers, for the latency histogram.
     call_started: Mutex<BTreeMap<u64, Instant>>,
-    /// The calendar as last read, and the window it covers. A boundary
+    /// The calendar as last read, and when (the service clock). A boundary
     /// (`next_change`) re-decides on it without reading Exchange again: nothing
-    /// changed, or a notification would have said so. Notifications, resyncs and
-    /// failures drop it.
-    cached: Mutex<Option<(i64, i64, Vec<wit::CalendarItem>)>>,
+    /// changed, or a notification would have said so.
+    cached: Mutex<Option<(i64, Vec<wit::CalendarItem>)>>,
 }
 
 struct Inner {
@@ -175,7 +151,8 @@ struct Inner {
     metrics: Metrics,
     mailboxes: BTreeMap<String, Arc<Mailbox>>,
     stop: watch::Sender<bool>,
-    retry: DeliveryRetry,
+    /// Retries of diversion calls while the target is unavailable.
+    delivery_backoff: Backoff,
 }
 
 /// A running service.
@@ -237,6 +214,20 @@ impl Inner {
         let result = f(&mut core);
         lock(&self.idle_cores).push(core);
         result
+    }
+
+    /// A store change that flushes, off the async workers: a flush waits for the disk,
+    /// and concurrent flushes share one write (sled makes everything up to the newest
+    /// change durable), so many mailboxes due at once cost a few disk writes, not one
+    /// each in a row.
+    async fn durably<T: Send + 'static>(
+        &self,
+        change: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.adapters.store.clone();
+        tokio::task::spawn_blocking(move || change(store.as_ref()))
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Task(e.to_string())))
     }
 
     /// Apply a status event through the core's state machine (semantics §8).
@@ -321,30 +312,33 @@ impl Inner {
         let started = Instant::now();
         let now = self.adapters.clock.now();
         let window = self.config.window.as_secs() as i64;
+        // A boundary re-decides on the calendar as last read when that read is recent
+        // (the resync reads it afresh every `resync` anyway); anything else reads it.
         let cached = if reuse {
             lock(&mailbox.cached)
                 .as_ref()
-                .filter(|(from, to, _)| *from <= now - 3600 && now + 86_400 <= *to)
-                .map(|(_, _, items)| items.clone())
+                .filter(|(read_at, _)| (0..CACHE_LIFETIME).contains(&(now - read_at)))
+                .map(|(_, items)| items.clone())
         } else {
-            *lock(&mailbox.cached) = None;
             None
         };
         let read = match cached {
             Some(items) => Ok(items),
-            None => source.calendar(address, now - 86_400, now + window).await,
-        };
-        let items = match read {
-            Ok(items) => {
-                if !reuse || lock(&mailbox.cached).is_none() {
+            None => {
+                *lock(&mailbox.cached) = None;
+                let read = source.calendar(address, now - 86_400, now + window).await;
+                if let Ok(items) = &read {
                     self.metrics
                         .calendar_reads
                         .get_or_create(&Outcome { outcome: "ok" })
                         .inc();
-                    *lock(&mailbox.cached) = Some((now - 86_400, now + window, items.clone()));
+                    *lock(&mailbox.cached) = Some((now, items.clone()));
                 }
-                items
+                read
             }
+        };
+        let items = match read {
+            Ok(items) => items,
             Err(SourceError::Mailbox(reason)) => {
                 self.metrics
                     .calendar_reads
@@ -368,7 +362,7 @@ impl Inner {
                     return self.fail(address, format!("{failures} failures in a row: {message}"));
                 }
                 tracing::info!(mailbox = %address, failures, reason = %message, "calendar read failed; retrying");
-                let wait = DeliveryRetry::default().wait(failures);
+                let wait = Backoff::default().wait(failures);
                 return Next::Retry(retry_after.map_or(wait, |r| r.max(wait)));
             }
         };
@@ -465,7 +459,11 @@ impl Inner {
         };
         let changed_at = lock(&mailbox.changed_at).take();
         if let Some(call) = call {
-            match store.enqueue(address, call, now) {
+            let owner = address.to_string();
+            match self
+                .durably(move |store| store.enqueue(&owner, call, now))
+                .await
+            {
                 Ok(entry) => {
                     lock(&mailbox.call_started).insert(entry.seq, changed_at.unwrap_or(started));
                     self.metrics.outbox_depth.inc();
@@ -477,10 +475,9 @@ impl Inner {
                 }
             }
         }
-        let _ = store.update_user(address, &mut |r| {
-            r.last_sync = Some(now);
-            r.consecutive_failures = 0;
-        });
+        if let Err(error) = store.record_sync(address, now) {
+            tracing::warn!(mailbox = %address, %error, "cannot record the sync time");
+        }
         self.metrics
             .step_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -515,7 +512,7 @@ impl Inner {
                 _ = mailbox.wake.notified() => {
                     boundary = false;
                     // Debounce: let a burst of notifications settle into one read.
-                    tokio::time::sleep(clock.real(self.config.debounce).max(self.config.debounce.min(Duration::from_millis(20)))).await;
+                    tokio::time::sleep(clock.real(self.config.debounce)).await;
                 }
                 _ = tokio::time::sleep(wait) => {}
                 _ = stop.changed() => return,
@@ -557,7 +554,9 @@ impl Inner {
             match result {
                 Ok(()) => {
                     attempt = 0;
-                    if let Err(error) = self.adapters.store.complete(&entry) {
+                    let confirmed = entry.clone();
+                    if let Err(error) = self.durably(move |store| store.complete(&confirmed)).await
+                    {
                         tracing::error!(mailbox = %address, %error, "cannot record a confirmed call; it will be sent again with the same key");
                         tokio::time::sleep(Duration::from_secs(1)).await;
                         continue;
@@ -581,7 +580,7 @@ impl Inner {
                             outcome: "unavailable",
                         })
                         .inc();
-                    let wait = self.retry.wait(attempt);
+                    let wait = self.delivery_backoff.wait(attempt);
                     attempt = attempt.saturating_add(1);
                     tracing::warn!(mailbox = %address, %target, %detail, attempt, wait_ms = wait.as_millis() as u64, "telephony target unavailable; retrying");
                     tokio::select! {
@@ -660,7 +659,7 @@ impl ServiceHandle {
         config: ServiceConfig,
         core: DecisionCore,
         adapters: Adapters,
-        retry: DeliveryRetry,
+        delivery_backoff: Backoff,
     ) -> Result<Self, ServiceError> {
         let (stop, _) = watch::channel(false);
         let mut mailboxes = BTreeMap::new();
@@ -690,8 +689,19 @@ impl ServiceHandle {
             metrics: Metrics::default(),
             mailboxes,
             stop,
-            retry,
+            delivery_backoff,
         });
+        // Calls queued for users no longer configured are kept, not sent: say so.
+        let orphans: Vec<String> = inner
+            .adapters
+            .store
+            .pending_users()?
+            .into_iter()
+            .filter(|a| !inner.mailboxes.contains_key(a))
+            .collect();
+        if !orphans.is_empty() {
+            tracing::warn!(users = ?orphans, "diversion calls are queued for users no longer in the configuration; add them back to deliver them");
+        }
         let mut tasks = tokio::task::JoinSet::new();
         let admin_addr = match admin_listen {
             Some(addr) => {
@@ -840,7 +850,7 @@ pub fn serve(
         let adapters =
             Adapters::from_config(&config, Arc::new(store)).map_err(|e| e.to_string())?;
         let users = config.users.len();
-        let service = ServiceHandle::start(config, core, adapters, DeliveryRetry::default())
+        let service = ServiceHandle::start(config, core, adapters, Backoff::default())
             .await
             .map_err(|e| e.to_string())?;
         tracing::info!(users, admin = ?service.admin_addr, "calvert is serving");

@@ -252,7 +252,15 @@ impl EwsSource {
             };
             let client = match self.client(&anchor).await {
                 Ok(client) => client,
-                Err(_) => continue,
+                Err(error) => {
+                    tracing::warn!(server = %self.name, mailbox = %anchor, %error, "no EWS client for the group's anchor");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(300));
+                    continue;
+                }
             };
             let ids: Vec<String> = subscribed.keys().cloned().collect();
             let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
