@@ -133,10 +133,14 @@ pub trait Store: Send + Sync {
         address: &str,
         change: &mut dyn FnMut(&mut UserRecord),
     ) -> Result<UserRecord, StoreError>;
-    /// Note a successful calendar read: `last_sync` set, the failure count reset.
-    /// Written but not flushed on its own (the next durable change carries it): a crash
-    /// can lose only this bookkeeping, never a diversion.
-    fn record_sync(&self, address: &str, at: i64) -> Result<(), StoreError>;
+    /// Change bookkeeping in a user's record (last sync, failure count, subscription,
+    /// watermark): written but not flushed on its own — the next durable change carries
+    /// it. A crash can lose only this bookkeeping, never a diversion or a status.
+    fn note_user(
+        &self,
+        address: &str,
+        change: &mut dyn FnMut(&mut UserRecord),
+    ) -> Result<(), StoreError>;
     /// Every user with a record.
     fn users(&self) -> Result<Vec<(String, UserRecord)>, StoreError>;
     /// Append a call to the user's outbox under a fresh sequence number.
@@ -203,12 +207,12 @@ impl Store for MemoryStore {
         Ok(record.clone())
     }
 
-    fn record_sync(&self, address: &str, at: i64) -> Result<(), StoreError> {
-        let mut state = self.state();
-        let record = state.users.entry(user_key(address)).or_default();
-        record.last_sync = Some(at);
-        record.consecutive_failures = 0;
-        Ok(())
+    fn note_user(
+        &self,
+        address: &str,
+        change: &mut dyn FnMut(&mut UserRecord),
+    ) -> Result<(), StoreError> {
+        self.update_user(address, change).map(|_| ())
     }
 
     fn users(&self) -> Result<Vec<(String, UserRecord)>, StoreError> {
@@ -326,6 +330,29 @@ impl SledStore {
         })
     }
 
+    /// Read, change and write one user's record in a transaction (not flushed).
+    fn change_user(
+        &self,
+        address: &str,
+        change: &mut dyn FnMut(&mut UserRecord),
+    ) -> Result<UserRecord, StoreError> {
+        let key = user_key(address);
+        let change = std::cell::RefCell::new(change);
+        self.users
+            .transaction(|users| {
+                let mut record: UserRecord = match users.get(key.as_bytes())? {
+                    Some(bytes) => decode(key.as_bytes(), &bytes).map_err(abort)?,
+                    None => UserRecord::default(),
+                };
+                let next_seq = record.next_seq;
+                (change.borrow_mut())(&mut record);
+                record.next_seq = record.next_seq.max(next_seq);
+                users.insert(key.as_bytes(), encode(&record))?;
+                Ok(record)
+            })
+            .map_err(transaction_error)
+    }
+
     /// Make every write this thread has done durable (see [`GroupCommit`]).
     fn flush(&self) -> Result<(), StoreError> {
         let lock = || self.commit.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -415,40 +442,17 @@ impl Store for SledStore {
         address: &str,
         change: &mut dyn FnMut(&mut UserRecord),
     ) -> Result<UserRecord, StoreError> {
-        let key = user_key(address);
-        let change = std::cell::RefCell::new(change);
-        let record = self
-            .users
-            .transaction(|users| {
-                let mut record: UserRecord = match users.get(key.as_bytes())? {
-                    Some(bytes) => decode(key.as_bytes(), &bytes).map_err(abort)?,
-                    None => UserRecord::default(),
-                };
-                let next_seq = record.next_seq;
-                (change.borrow_mut())(&mut record);
-                record.next_seq = record.next_seq.max(next_seq);
-                users.insert(key.as_bytes(), encode(&record))?;
-                Ok(record)
-            })
-            .map_err(transaction_error)?;
+        let record = self.change_user(address, change)?;
         self.flush()?;
         Ok(record)
     }
 
-    fn record_sync(&self, address: &str, at: i64) -> Result<(), StoreError> {
-        let key = user_key(address);
-        self.users
-            .transaction(|users| {
-                let mut record: UserRecord = match users.get(key.as_bytes())? {
-                    Some(bytes) => decode(key.as_bytes(), &bytes).map_err(abort)?,
-                    None => UserRecord::default(),
-                };
-                record.last_sync = Some(at);
-                record.consecutive_failures = 0;
-                users.insert(key.as_bytes(), encode(&record))?;
-                Ok(())
-            })
-            .map_err(transaction_error)
+    fn note_user(
+        &self,
+        address: &str,
+        change: &mut dyn FnMut(&mut UserRecord),
+    ) -> Result<(), StoreError> {
+        self.change_user(address, change).map(|_| ())
     }
 
     fn users(&self) -> Result<Vec<(String, UserRecord)>, StoreError> {
@@ -579,7 +583,12 @@ macro_rules! store_suite {
                 store
                     .update_user("kim@flexi.se", &mut |r| r.consecutive_failures = 3)
                     .unwrap();
-                store.record_sync("kim@flexi.se", 1_800_000_000).unwrap();
+                store
+                    .note_user("kim@flexi.se", &mut |r| {
+                        r.last_sync = Some(1_800_000_000);
+                        r.consecutive_failures = 0;
+                    })
+                    .unwrap();
                 let synced = store.user("kim@flexi.se").unwrap().unwrap();
                 assert_eq!(
                     (synced.last_sync, synced.consecutive_failures),

@@ -485,6 +485,34 @@ async fn the_admin_port_serves_health_metrics_and_users() {
         .unwrap();
     assert_eq!(users.as_array().unwrap().len(), 1);
     assert_eq!(users[0]["address"], "kim@flexi.se");
+    // The live connection: subscription, watermark of the newest event, last sync.
+    let t = now();
+    world.exchange.put_item(
+        "kim@flexi.se",
+        SimItem::appointment("k1", "Lunch", t - 60, t + 600),
+    );
+    world.expect_calls("1001", &[set("LUNCH", t + 600)]).await;
+    // The confirmation is recorded just after the phone answered.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let users = loop {
+        let users: serde_json::Value = http
+            .get(format!("http://{admin}/users?q=kim"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !users[0]["diversion"].is_null() || Instant::now() > deadline {
+            break users;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    let kim = &users[0];
+    assert!(kim["subscription"].is_string(), "{kim}");
+    assert!(kim["watermark"].is_string(), "{kim}");
+    assert!(kim["last_sync"].is_string(), "{kim}");
+    assert_eq!(kim["diversion"], format!("LUNCH until {}", utc(t + 600)));
     let refused = http
         .post(format!("http://{admin}/users/kim@flexi.se/restart"))
         .send()

@@ -3,7 +3,8 @@
 //! - `GET /health` → `{"status":"ok","mailboxes":{…by status},"outbox":n}`
 //! - `GET /metrics` → Prometheus text
 //! - `GET /users?q=kim` → users whose address contains `q`, with status, reason,
-//!   last sync and the diversion last applied (never a subject)
+//!   the live connection (subscription, watermark, last sync) and the diversion last
+//!   applied (never a subject)
 //! - `POST /users/{address}/restart|activate|passivate` → the new status, or 409
 //!   with the reason the state machine refuses (semantics §8)
 
@@ -94,6 +95,8 @@ struct UserView {
     status: &'static str,
     reason: Option<String>,
     last_sync: Option<String>,
+    subscription: Option<String>,
+    watermark: Option<String>,
     diversion: Option<String>,
     pending_calls: usize,
     exchange: Option<String>,
@@ -122,6 +125,8 @@ async fn users(State(inner): State<Arc<Inner>>, Query(search): Query<Search>) ->
                 _ => None,
             },
             last_sync: record.last_sync.map(crate::diversion::utc),
+            subscription: record.subscription_id,
+            watermark: record.watermark,
             diversion: record
                 .last_applied
                 .map(|a| format!("{} until {}", a.reason, crate::diversion::utc(a.until))),

@@ -475,7 +475,11 @@ impl Inner {
                 }
             }
         }
-        if let Err(error) = store.record_sync(address, now) {
+        let synced = store.note_user(address, &mut |r| {
+            r.last_sync = Some(now);
+            r.consecutive_failures = 0;
+        });
+        if let Err(error) = synced {
             tracing::warn!(mailbox = %address, %error, "cannot record the sync time");
         }
         self.metrics
@@ -603,8 +607,33 @@ impl Inner {
     /// Route each change to its mailbox.
     async fn dispatch(self: Arc<Self>, mut changes: mpsc::UnboundedReceiver<Change>) {
         while let Some(change) = changes.recv().await {
-            if let Change::Calendar(_) = change {
-                self.metrics.notifications.inc();
+            // The live connection's state, for the administrator's view.
+            let address = change.address().to_string();
+            let noted = match &change {
+                Change::Calendar { watermark, .. } => {
+                    self.metrics.notifications.inc();
+                    match watermark {
+                        Some(w) => self
+                            .adapters
+                            .store
+                            .note_user(&address, &mut |r| r.watermark = Some(w.clone())),
+                        None => Ok(()),
+                    }
+                }
+                Change::Subscribed {
+                    subscription_id, ..
+                } => self.adapters.store.note_user(&address, &mut |r| {
+                    r.subscription_id = Some(subscription_id.clone());
+                    // A streaming subscription starts without a watermark.
+                    r.watermark = None;
+                }),
+                Change::Unsubscribed(_) => self.adapters.store.note_user(&address, &mut |r| {
+                    r.subscription_id = None;
+                    r.watermark = None;
+                }),
+            };
+            if let Err(error) = noted {
+                tracing::warn!(mailbox = %address, %error, "cannot record the subscription state");
             }
             if let Some(mailbox) = self.mailboxes.get(&change.address().to_ascii_lowercase()) {
                 lock(&mailbox.changed_at).get_or_insert_with(Instant::now);

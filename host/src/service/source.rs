@@ -5,7 +5,7 @@
 //! streaming subscriptions (brief §3.3) in groups of at most 200 mailboxes per
 //! connection (§3.4), each group anchored on its first mailbox. A subscription the
 //! server reports as failed, a dropped or stalled stream, or a reconnect all end in a
-//! [`Change::Resync`] for the mailboxes concerned: events may have been missed, so
+//! [`Change::Subscribed`] (or [`Change::Unsubscribed`]) for the mailboxes concerned: events may have been missed, so
 //! their calendars are read again.
 
 use std::collections::HashMap;
@@ -23,19 +23,29 @@ use crate::ews::notification::EventKind;
 use crate::ews::request::{Mailbox, ServerVersion};
 use crate::ews::response::EwsAction;
 
-/// Something happened to a mailbox's calendar.
+/// Something happened to a mailbox's calendar or its subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// A notification: the calendar changed.
-    Calendar(String),
-    /// Events may have been missed (new or renewed subscription): read it again.
-    Resync(String),
+    /// A notification: the calendar changed; `watermark` is the newest event's.
+    Calendar {
+        address: String,
+        watermark: Option<String>,
+    },
+    /// A new subscription: events before it may have been missed, so read again.
+    Subscribed {
+        address: String,
+        subscription_id: String,
+    },
+    /// No subscription (subscribing failed): read again, and again at each resync.
+    Unsubscribed(String),
 }
 
 impl Change {
     pub fn address(&self) -> &str {
         match self {
-            Change::Calendar(a) | Change::Resync(a) => a,
+            Change::Calendar { address, .. }
+            | Change::Subscribed { address, .. }
+            | Change::Unsubscribed(address) => address,
         }
     }
 }
@@ -227,17 +237,22 @@ impl EwsSource {
                         .map_err(|e| self.classify(&address, e)),
                     Err(e) => Err(e),
                 };
-                match result {
+                let change = match result {
                     Ok(subscription) => {
                         self.subscriptions.fetch_add(1, Ordering::Relaxed);
-                        subscribed.insert(subscription.subscription_id, address.clone());
+                        subscribed.insert(subscription.subscription_id.clone(), address.clone());
+                        Change::Subscribed {
+                            address,
+                            subscription_id: subscription.subscription_id,
+                        }
                     }
                     Err(error) => {
                         tracing::warn!(server = %self.name, mailbox = %address, %error, "subscribe failed");
+                        Change::Unsubscribed(address)
                     }
-                }
+                };
                 // New subscription or not, events may have been missed.
-                if changes.send(Change::Resync(address)).is_err() {
+                if changes.send(change).is_err() {
                     return;
                 }
             }
@@ -279,7 +294,14 @@ impl EwsSource {
                             .any(|e| e.kind != EventKind::Status);
                         if real && let Some(address) = subscribed.get(&notification.subscription_id)
                         {
-                            let _ = changes.send(Change::Calendar(address.clone()));
+                            let _ = changes.send(Change::Calendar {
+                                address: address.clone(),
+                                watermark: notification
+                                    .events
+                                    .iter()
+                                    .rev()
+                                    .find_map(|e| e.watermark.clone()),
+                            });
                         }
                     }
                     for (ids, _error) in &reply.failed {
