@@ -138,6 +138,8 @@ struct ExchangeSection {
     push_address: Option<String>,
     #[serde(default)]
     push_ssl: bool,
+    /// Where the push listener binds (default 0.0.0.0 and the port of push_address).
+    push_listen: Option<String>,
     #[serde(default = "default_timeout_ms")]
     timeout_ms: u64,
 }
@@ -266,8 +268,17 @@ pub struct ExchangeServer {
     pub domain: Option<String>,
     pub credentials: Credentials,
     pub ca_bundle: Option<PathBuf>,
-    pub push_address: Option<String>,
+    /// Push notifications instead of streaming, when a local web service address is
+    /// configured (seed 000).
+    pub push: Option<PushSettings>,
     pub timeout: Duration,
+}
+
+/// Exchange posts notifications to `url`; Calvert listens on `listen`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushSettings {
+    pub url: String,
+    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Clone)]
@@ -717,21 +728,28 @@ impl Check<'_> {
                     self.problem(
                         format!("{key}.auth"),
                         format!(
-                            "{other:?} is not an authentication kind; use \"basic\" or \"oauth\""
+                            "{other:?} is not an authentication kind; use \"basic\", \"ntlm\" or \"oauth\""
                         ),
                     );
                     None
                 }
             };
-            if let Some(push) = &s.push_address {
-                let wanted = if s.push_ssl { "https://" } else { "http://" };
-                if !push.starts_with(wanted) {
-                    self.problem(
-                        format!("{key}.push_address"),
-                        format!("must start with {wanted} (push_ssl = {})", s.push_ssl),
-                    );
-                }
-            }
+            let push = match &s.push_address {
+                Some(address) => self.push(&key, address, s.push_ssl, s.push_listen.as_deref()),
+                None => None,
+            };
+            // "Domän": the service account's Windows domain (seed 000).
+            let credentials = credentials.map(|c| match (c, &s.domain) {
+                (Credentials::Basic { user, password }, Some(domain)) => Credentials::Basic {
+                    user: qualified(&user, domain),
+                    password,
+                },
+                (Credentials::Ntlm { user, password }, Some(domain)) => Credentials::Ntlm {
+                    user: qualified(&user, domain),
+                    password,
+                },
+                (other, _) => other,
+            });
             if let Some(credentials) = credentials {
                 servers.push(ExchangeServer {
                     name: s.name,
@@ -739,12 +757,58 @@ impl Check<'_> {
                     domain: s.domain,
                     credentials,
                     ca_bundle: s.ca_bundle.map(|p| self.path(&p)),
-                    push_address: s.push_address,
+                    push,
                     timeout: Duration::from_millis(s.timeout_ms.max(1)),
                 });
             }
         }
         servers
+    }
+
+    /// The push URL Exchange is given (`<push_address>/ews/push`) and where to listen.
+    fn push(
+        &mut self,
+        key: &str,
+        address: &str,
+        ssl: bool,
+        listen: Option<&str>,
+    ) -> Option<PushSettings> {
+        let wanted = if ssl { "https" } else { "http" };
+        let url = match reqwest::Url::parse(address) {
+            Ok(url) if url.scheme() == wanted && url.host_str().is_some() => url,
+            _ => {
+                self.problem(
+                    format!("{key}.push_address"),
+                    format!("{address:?} is not an {wanted}:// address such as {wanted}://calvert.flexi.se:8080 (push_ssl = {ssl})"),
+                );
+                return None;
+            }
+        };
+        let listen = match listen {
+            Some(text) => match text.parse() {
+                Ok(addr) => addr,
+                Err(_) => {
+                    self.problem(
+                        format!("{key}.push_listen"),
+                        format!("{text:?} is not an address such as 0.0.0.0:8080"),
+                    );
+                    return None;
+                }
+            },
+            // With TLS, a reverse proxy in front terminates it and forwards here.
+            None if ssl => {
+                self.problem(
+                    format!("{key}.push_listen"),
+                    "with push_ssl = true, TLS ends at a reverse proxy: give the plain-http address it forwards to, e.g. 127.0.0.1:8080",
+                );
+                return None;
+            }
+            None => SocketAddr::from(([0, 0, 0, 0], url.port_or_known_default().unwrap_or(80))),
+        };
+        Some(PushSettings {
+            url: format!("{}/ews/push", address.trim_end_matches('/')),
+            listen,
+        })
     }
 
     fn rules(
@@ -893,6 +957,15 @@ fn routed(route: Result<Option<String>, CoreError>) -> Result<Option<String>, Co
         Ok(server) => Ok(server),
         Err(CoreError::Rejected(_)) => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+/// `user` in `domain` (`FLEXI\\svc`), unless it already names one.
+fn qualified(user: &str, domain: &str) -> String {
+    if user.contains('\\') || user.contains('@') || domain.is_empty() {
+        user.to_string()
+    } else {
+        format!("{domain}\\{user}")
     }
 }
 
@@ -1053,6 +1126,32 @@ mod tests {
         assert!(load(&text, &[]).unwrap().exchange[0].url.is_none());
         let found = problems(&text.replace("auth = \"basic\"", "auth = \"ntlm\""));
         assert_eq!(found[0].key, "exchange[0].autodiscover", "{found:?}");
+    }
+
+    #[test]
+    fn push_and_the_service_account_domain() {
+        let text = MINIMAL.replace(
+            "user = \"svc\"",
+            "user = \"svc\"\ndomain = \"FLEXI\"\npush_address = \"http://calvert.flexi.se:8080\"",
+        );
+        let config = load(&text, &[]).unwrap();
+        let server = &config.exchange[0];
+        assert_eq!(
+            server.push,
+            Some(PushSettings {
+                url: "http://calvert.flexi.se:8080/ews/push".into(),
+                listen: "0.0.0.0:8080".parse().unwrap(),
+            })
+        );
+        assert_eq!(server.credentials.who(), "FLEXI\\svc");
+        let found = problems(&text.replace("http://calvert", "https://calvert"));
+        assert_eq!(found[0].key, "exchange[0].push_address", "{found:?}");
+        let found = problems(
+            &text
+                .replace("http://calvert", "https://calvert")
+                .replace("push_address", "push_ssl = true\npush_address"),
+        );
+        assert_eq!(found[0].key, "exchange[0].push_listen", "{found:?}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use calvert::DecisionCore;
 use calvert::component::wit::StatusEvent;
 use calvert::config::ServiceConfig;
 use calvert::diversion::utc;
-use calvert::service::{Adapters, Backoff, ServiceHandle};
+use calvert::service::{Adapters, Backoff, EwsSource, ServiceHandle};
 use calvert::store::{MemoryStore, Status};
 use calvert_exchange_sim::{Exchange, Fault, Server, SimItem, start};
 use phones::Phones;
@@ -86,8 +86,24 @@ fn config_text(sim: &Server, phones: std::net::SocketAddr) -> String {
     )
 }
 
+/// A loopback port nobody listens on (for the push listener's URL).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 impl World {
     async fn start() -> World {
+        World::start_with(false).await
+    }
+
+    /// `push`: notifications by push to a local listener (a "local web service
+    /// address"), StatusEvents every 200 ms, a subscription silent for 1 s renewed,
+    /// and no periodic resync to hide a lost notification.
+    async fn start_with(push: bool) -> World {
         let exchange = Exchange::default();
         exchange.add_account("calvert", "secret", Some(&["kim@flexi.se", "eva@flexi.se"]));
         for mailbox in ["kim@flexi.se", "eva@flexi.se", "ghost@flexi.se"] {
@@ -96,16 +112,42 @@ impl World {
         let sim = start(exchange.clone()).await.unwrap();
         let phones = Phones::default();
         let phones_addr = phones.start().await;
+        let mut text = config_text(&sim, phones_addr);
+        if push {
+            exchange.set_heartbeat(Duration::from_millis(200));
+            text = text.replace(
+                "timeout_ms = 5000",
+                &format!(
+                    "timeout_ms = 5000\npush_address = \"http://127.0.0.1:{}\"",
+                    free_port()
+                ),
+            );
+        }
         let mut config = ServiceConfig::from_toml(
-            &config_text(&sim, phones_addr),
+            &text,
             Path::new("calvert.toml"),
             &std::collections::BTreeMap::new(),
             &mut core().instance(),
         )
         .unwrap_or_else(|e| panic!("{e}"));
         // Fast safety-net resync so a removed manual diversion is noticed quickly.
-        config.resync = Duration::from_secs(1);
-        let adapters = Adapters::from_config(&config, Arc::new(MemoryStore::default())).unwrap();
+        config.resync = Duration::from_secs(if push { 600 } else { 1 });
+        let mut adapters =
+            Adapters::from_config(&config, Arc::new(MemoryStore::default())).unwrap();
+        if push {
+            let server = &config.exchange[0];
+            let mut source = EwsSource::new(
+                "sim",
+                server.url.clone(),
+                server.credentials.clone(),
+                None,
+                server.timeout,
+            )
+            .unwrap()
+            .with_push(server.push.clone());
+            source.push_silence = Duration::from_secs(1);
+            adapters.sources.insert("sim".into(), Arc::new(source));
+        }
         let service = ServiceHandle::start(
             config,
             core(),
@@ -525,5 +567,48 @@ async fn the_admin_port_serves_health_metrics_and_users() {
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404);
+    world.service.shutdown(Duration::from_secs(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_notifications_drive_the_service_and_a_silent_subscription_is_renewed() {
+    let world = World::start_with(true).await;
+    let t = now();
+    world.exchange.put_item(
+        "kim@flexi.se",
+        SimItem::appointment("k1", "Lunch", t - 60, t + 600),
+    );
+    world.expect_calls("1001", &[set("LUNCH", t + 600)]).await;
+    let first = world
+        .service
+        .user("kim@flexi.se")
+        .and_then(|r| r.subscription_id)
+        .expect("a push subscription");
+
+    // Exchange drops the subscription silently: no more StatusEvents. Calvert notices
+    // the silence, subscribes again, and the next change arrives by push.
+    world.exchange.expire_subscriptions("kim@flexi.se");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now_id = world
+            .service
+            .user("kim@flexi.se")
+            .and_then(|r| r.subscription_id);
+        if now_id.as_ref().is_some_and(|id| *id != first) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the silent subscription was not renewed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    world.exchange.put_item(
+        "kim@flexi.se",
+        SimItem::appointment("k1", "Lunch", t - 60, t + 900),
+    );
+    world
+        .expect_calls("1001", &[set("LUNCH", t + 600), set("LUNCH", t + 900)])
+        .await;
     world.service.shutdown(Duration::from_secs(2)).await;
 }

@@ -412,6 +412,8 @@ impl Exchange {
 
     /// Keep-alive interval of idle streaming connections (default
     /// [`DEFAULT_HEARTBEAT`]); a very long one makes a silent stream.
+    /// (Also the StatusFrequency of push subscriptions: a StatusEvent is posted when
+    /// nothing else was for this long.)
     pub fn set_heartbeat(&self, interval: Duration) {
         self.lock().stream_timing.heartbeat = interval;
     }
@@ -1113,25 +1115,33 @@ async fn push_notifications(
 ) {
     let http = reqwest::Client::new();
     let mut failures = 0;
+    let mut last_sent = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(tick).await;
-        let (events, previous) = {
+        let (events, previous, status_every) = {
             let directory = exchange.lock();
             let Some(subscription) = directory.subscriptions.get(&id) else {
                 return;
             };
-            let fresh: Vec<(u64, &'static str, String)> = subscription
-                .events
-                .iter()
-                .filter(|(n, _, _)| *n > mark)
-                .cloned()
-                .collect();
-            (fresh, mark)
+            // An expired push subscription goes quiet, as Exchange's do.
+            if subscription.expired {
+                return;
+            }
+            let start = subscription.events.partition_point(|(n, _, _)| *n <= mark);
+            let fresh: Vec<(u64, &'static str, String)> = subscription.events[start..].to_vec();
+            (fresh, mark, directory.stream_timing.heartbeat)
         };
-        if events.is_empty() {
-            continue;
-        }
         let mut body = String::new();
+        if events.is_empty() {
+            // StatusFrequency: a StatusEvent when nothing else was sent for a while.
+            if last_sent.elapsed() < status_every {
+                continue;
+            }
+            body = format!(
+                "<t:StatusEvent><t:Watermark>{}</t:Watermark></t:StatusEvent>",
+                watermark(mark)
+            );
+        }
         for (n, kind, item) in &events {
             body.push_str(&event_xml(*n, kind, item));
         }
@@ -1160,6 +1170,7 @@ async fn push_notifications(
             }
         };
         failures = 0;
+        last_sent = tokio::time::Instant::now();
         mark = events.last().map(|e| e.0).unwrap_or(mark);
         if text.contains(">Unsubscribe<") {
             exchange.lock().subscriptions.remove(&id);

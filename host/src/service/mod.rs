@@ -91,7 +91,8 @@ impl Adapters {
             .map_err(|e| ServiceError::Source {
                 server: server.name.clone(),
                 message: e.to_string(),
-            })?;
+            })?
+            .with_push(server.push.clone());
             sources.insert(server.name.clone(), Arc::new(source));
         }
         let mut targets: HashMap<String, Arc<dyn DiversionTarget>> = HashMap::new();
@@ -791,6 +792,11 @@ impl ServiceHandle {
             .ok()
             .flatten()
             .map(|r| r.status)
+    }
+
+    /// Everything the store holds about a user.
+    pub fn user(&self, address: &str) -> Option<crate::store::UserRecord> {
+        self.inner.adapters.store.user(address).ok().flatten()
     }
 
     /// An administrator's action on a user (restart, activate, passivate).

@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, watch};
 
 use crate::component::wit::CalendarItem;
+use crate::config::PushSettings;
 use crate::ews::client::{ClientError, Credentials, EwsClient, RetryPolicy, ServerConfig};
 use crate::ews::discovery::Discoverer;
 use crate::ews::notification::EventKind;
@@ -104,6 +105,11 @@ pub struct EwsSource {
     pub read_timeout: Duration,
     /// Minutes a streaming connection is asked to stay open.
     pub stream_minutes: u32,
+    /// Push instead of streaming: Exchange posts to Calvert's listener.
+    push: Option<PushSettings>,
+    /// A push subscription silent this long (no event, no StatusEvent, which Exchange
+    /// sends every StatusFrequency minute) is taken as lost and made again.
+    pub push_silence: Duration,
 }
 
 impl EwsSource {
@@ -138,7 +144,15 @@ impl EwsSource {
             subscriptions: AtomicUsize::new(0),
             read_timeout: Duration::from_secs(150),
             stream_minutes: 30,
+            push: None,
+            push_silence: Duration::from_secs(3 * 60),
         })
+    }
+
+    /// Use push notifications to `settings.url`, listening on `settings.listen`.
+    pub fn with_push(mut self, settings: Option<PushSettings>) -> Self {
+        self.push = settings;
+        self
     }
 
     /// The client for `address`'s EWS URL (discovered once and cached).
@@ -342,6 +356,110 @@ impl EwsSource {
     }
 }
 
+impl EwsSource {
+    /// Push: one listener for the server's mailboxes, a push subscription each
+    /// (StatusFrequency one minute). A subscription that falls silent, or whose
+    /// subscribe failed, is made again at the next check.
+    async fn watch_push(
+        &self,
+        settings: PushSettings,
+        addresses: Vec<String>,
+        changes: mpsc::UnboundedSender<Change>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        // Subscription id → (mailbox, last heard of).
+        let live: Arc<std::sync::Mutex<HashMap<String, (String, tokio::time::Instant)>>> =
+            Arc::default();
+        let keep = {
+            let live = live.clone();
+            Arc::new(move |id: &str| lock(&live).contains_key(id))
+        };
+        let mut listener = match crate::ews::push::listen(settings.listen, keep).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::error!(server = %self.name, listen = %settings.listen, %error, "cannot listen for push notifications; check push_listen (is the port free?)");
+                return;
+            }
+        };
+        let mut missing = addresses;
+        let mut check = tokio::time::interval(self.push_silence / 3);
+        // Subscribing (again) happens at the start and at each check, not per
+        // notification: failing mailboxes are retried at the check's pace.
+        let mut subscribe_now = true;
+        loop {
+            let mut failed = Vec::new();
+            let due = if subscribe_now {
+                std::mem::take(&mut missing)
+            } else {
+                Vec::new()
+            };
+            subscribe_now = false;
+            for address in due {
+                let subscribed = match self.client(&address).await {
+                    Ok(client) => client
+                        .subscribe_push(&mailbox(&address), &settings.url, None, 1)
+                        .await
+                        .map_err(|e| self.classify(&address, e)),
+                    Err(e) => Err(e),
+                };
+                let change = match subscribed {
+                    Ok(subscription) => {
+                        self.subscriptions.fetch_add(1, Ordering::Relaxed);
+                        lock(&live).insert(
+                            subscription.subscription_id.clone(),
+                            (address.clone(), tokio::time::Instant::now()),
+                        );
+                        Change::Subscribed {
+                            address,
+                            subscription_id: subscription.subscription_id,
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(server = %self.name, mailbox = %address, %error, "push subscribe failed");
+                        failed.push(address.clone());
+                        Change::Unsubscribed(address)
+                    }
+                };
+                if changes.send(change).is_err() {
+                    return;
+                }
+            }
+            missing.extend(failed);
+            tokio::select! {
+                notification = listener.notifications.recv() => {
+                    let Some(notification) = notification else { return };
+                    let address = lock(&live).get_mut(&notification.subscription_id).map(|(address, heard)| {
+                        *heard = tokio::time::Instant::now();
+                        address.clone()
+                    });
+                    let real = notification.events.iter().any(|e| e.kind != EventKind::Status);
+                    if let (Some(address), true) = (address, real) {
+                        let watermark = notification.events.iter().rev().find_map(|e| e.watermark.clone());
+                        let _ = changes.send(Change::Calendar { address, watermark });
+                    }
+                }
+                _ = check.tick() => {
+                    subscribe_now = true;
+                    let silent: Vec<(String, String)> = lock(&live)
+                        .iter()
+                        .filter(|(_, (_, heard))| heard.elapsed() > self.push_silence)
+                        .map(|(id, (address, _))| (id.clone(), address.clone()))
+                        .collect();
+                    for (id, address) in silent {
+                        tracing::warn!(server = %self.name, mailbox = %address, "push subscription fell silent; subscribing again");
+                        lock(&live).remove(&id);
+                        self.subscriptions.fetch_sub(1, Ordering::Relaxed);
+                        missing.push(address);
+                    }
+                }
+                _ = stop.changed() => break,
+            }
+        }
+        let left = lock(&live).len();
+        self.subscriptions.fetch_sub(left, Ordering::Relaxed);
+    }
+}
+
 fn mailbox(address: &str) -> Mailbox {
     Mailbox {
         primary_smtp: address.to_string(),
@@ -373,6 +491,9 @@ impl CalendarSource for EwsSource {
         changes: mpsc::UnboundedSender<Change>,
         stop: watch::Receiver<bool>,
     ) {
+        if let Some(settings) = self.push.clone() {
+            return self.watch_push(settings, addresses, changes, stop).await;
+        }
         let groups = addresses.chunks(GROUP_SIZE).map(<[String]>::to_vec);
         let watches = groups.map(|group| self.watch_group(group, changes.clone(), stop.clone()));
         futures_util::future::join_all(watches).await;
