@@ -40,6 +40,7 @@ fn config_text(sim: &Server, phones: std::net::SocketAddr) -> String {
         admin_listen = "127.0.0.1:0"
         debounce_ms = 50
         zone = "Europe/Stockholm"
+        failures_before_error = 2
         [[exchange]]
         name = "sim"
         url = "{ews}"
@@ -610,5 +611,42 @@ async fn push_notifications_drive_the_service_and_a_silent_subscription_is_renew
     world
         .expect_calls("1001", &[set("LUNCH", t + 600), set("LUNCH", t + 900)])
         .await;
+    world.service.shutdown(Duration::from_secs(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_service_account_leaves_users_active_and_heals_when_fixed() {
+    let world = World::start().await;
+    // Give the service time to subscribe, then the password changes on the server.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    world.exchange.add_account(
+        "calvert",
+        "rotated",
+        Some(&["kim@flexi.se", "eva@flexi.se"]),
+    );
+    let t = now();
+    world.exchange.put_item(
+        "kim@flexi.se",
+        SimItem::appointment("k1", "Lunch", t - 60, t + 600),
+    );
+    // Several refused reads (more than failures_before_error = 2): nobody goes to
+    // Error for the server's sake.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(world.service.status("kim@flexi.se"), Some(Status::Active));
+    let metrics = world.service.metrics();
+    assert!(
+        metrics.contains("calvert_calendar_reads_total{outcome=\"server-failed\"}"),
+        "{metrics}"
+    );
+    // The administrator fixes the password on the server: the retries heal it.
+    world
+        .exchange
+        .add_account("calvert", "secret", Some(&["kim@flexi.se", "eva@flexi.se"]));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while world.phones.calls_for("1001").is_empty() {
+        assert!(Instant::now() < deadline, "no diversion after the fix");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(world.phones.calls_for("1001"), [set("LUNCH", t + 600)]);
     world.service.shutdown(Duration::from_secs(2)).await;
 }

@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod source;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -142,6 +143,8 @@ struct Mailbox {
     /// (`next_change`) re-decides on it without reading Exchange again: nothing
     /// changed, or a notification would have said so.
     cached: Mutex<Option<(i64, Vec<wit::CalendarItem>)>>,
+    /// Reads refused by the server itself in a row (the back-off; no status change).
+    server_failures: AtomicU32,
 }
 
 struct Inner {
@@ -339,13 +342,27 @@ impl Inner {
             }
         };
         let items = match read {
-            Ok(items) => items,
+            Ok(items) => {
+                mailbox.server_failures.store(0, Ordering::Relaxed);
+                items
+            }
             Err(SourceError::Mailbox(reason)) => {
                 self.metrics
                     .calendar_reads
                     .get_or_create(&Outcome { outcome: "refused" })
                     .inc();
                 return self.fail(address, reason);
+            }
+            Err(SourceError::Server(message)) => {
+                self.metrics
+                    .calendar_reads
+                    .get_or_create(&Outcome {
+                        outcome: "server-failed",
+                    })
+                    .inc();
+                let failures = mailbox.server_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(mailbox = %address, failures, reason = %message, "the Exchange server refuses Calvert; retrying");
+                return Next::Retry(Backoff::default().wait(failures));
             }
             Err(SourceError::Transient {
                 message,
@@ -356,7 +373,9 @@ impl Inner {
                     .get_or_create(&Outcome { outcome: "failed" })
                     .inc();
                 let failures = store
-                    .update_user(address, &mut |r| r.consecutive_failures += 1)
+                    .update_user(address, &mut |r| {
+                        r.consecutive_failures = r.consecutive_failures.saturating_add(1)
+                    })
                     .map(|r| r.consecutive_failures)
                     .unwrap_or(u32::MAX);
                 if failures >= self.config.failures_before_error {
@@ -707,6 +726,7 @@ impl ServiceHandle {
                     changed_at: Mutex::new(None),
                     call_started: Mutex::new(BTreeMap::new()),
                     cached: Mutex::new(None),
+                    server_failures: AtomicU32::new(0),
                 }),
             );
         }

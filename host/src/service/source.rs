@@ -56,6 +56,10 @@ pub enum SourceError {
     /// This mailbox cannot be read until an administrator acts.
     #[error("{0}")]
     Mailbox(String),
+    /// The server refuses Calvert itself (sign-in, TLS, URL): retried with back-off,
+    /// and no user is put in Error for it — fixing the server's settings heals all.
+    #[error("{0}")]
+    Server(String),
     /// Try again later.
     #[error("{message}")]
     Transient {
@@ -200,6 +204,11 @@ impl EwsSource {
 
     fn classify(&self, address: &str, error: ClientError) -> SourceError {
         match error.action() {
+            // Sign-in, TLS, the URL: the server or Calvert's account for it, not this
+            // mailbox. Every mailbox on the server fails alike; none is to blame.
+            EwsAction::Fail if !matches!(error, ClientError::Ews { .. }) => {
+                SourceError::Server(format!("server {}: {error}", self.name))
+            }
             EwsAction::MailboxNotAllowed | EwsAction::Fail | EwsAction::CalvertBug => {
                 SourceError::Mailbox(error.to_string())
             }
