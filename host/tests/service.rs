@@ -371,13 +371,20 @@ async fn telephony_down_then_up_delivers_everything_in_order_once() {
         "kim@flexi.se",
         SimItem::appointment("k2", "Möte", t - 60, t + 1200),
     );
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Three calls wait in the outbox (decided one after another, none delivered).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = world.service.metrics();
+        if metrics.contains("calvert_outbox_depth 3") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "three calls never waited:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     assert!(world.phones.calls().is_empty());
-    let metrics = world.service.metrics();
-    assert!(
-        metrics.contains("calvert_outbox_depth 3"),
-        "three calls wait:\n{metrics}"
-    );
     world.phones.set_down(false);
     world
         .expect_calls(
@@ -529,6 +536,17 @@ async fn the_admin_port_serves_health_metrics_and_users() {
     assert_eq!(users.as_array().unwrap().len(), 1);
     assert_eq!(users[0]["address"], "kim@flexi.se");
     // The live connection: subscription, watermark of the newest event, last sync.
+    // (Subscribed first, so the change below arrives as a notification.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while world
+        .service
+        .user("kim@flexi.se")
+        .and_then(|r| r.subscription_id)
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "kim was never subscribed");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     let t = now();
     world.exchange.put_item(
         "kim@flexi.se",
