@@ -10,6 +10,7 @@
 //! job), remembers what each phone shows so manual diversions are visible, and can be
 //! down. The timeline is printed as it happens; the demo then exits by itself.
 
+use crate::lock::lock;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,7 +66,7 @@ impl Switchboard {
     fn print(&self, line: String) {
         let line = format!("{}  {line}", local(self.clock.now()));
         println!("{line}");
-        let mut timeline = self.timeline.lock().unwrap_or_else(|p| p.into_inner());
+        let mut timeline = lock(&self.timeline);
         let _ = writeln!(timeline, "{line}");
     }
 }
@@ -79,7 +80,7 @@ impl DiversionTarget for Switchboard {
     async fn apply(&self, phone: &Phone, entry: &OutboxEntry) -> Result<(), TargetError> {
         if self.down.load(Ordering::SeqCst) {
             let key = entry.idempotency_key();
-            let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            let mut waiting = lock(&self.waiting);
             if !waiting.contains(&key) {
                 waiting.push(key);
                 drop(waiting);
@@ -93,7 +94,7 @@ impl DiversionTarget for Switchboard {
                 detail: "outage".into(),
             });
         }
-        let mut shown = self.shown.lock().unwrap_or_else(|p| p.into_inner());
+        let mut shown = lock(&self.shown);
         match &entry.call {
             DiversionCall::Set { reason, until, .. } => {
                 shown.insert(
@@ -126,7 +127,7 @@ impl DiversionTarget for Switchboard {
                 detail: "outage".into(),
             });
         }
-        let shown = self.shown.lock().unwrap_or_else(|p| p.into_inner());
+        let shown = lock(&self.shown);
         Ok(Some(shown.get(&phone.telephony_id).cloned()))
     }
 }
@@ -428,24 +429,16 @@ async fn play(core: DecisionCore) -> Result<String, DemoError> {
             Step::Outage(down) => switchboard.down.store(down, Ordering::SeqCst),
             Step::ManualDivert(mailbox, reason, until) => {
                 let phone = phone_of(mailbox);
-                switchboard
-                    .shown
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(
-                        phone,
-                        Applied {
-                            reason: reason.into(),
-                            until,
-                        },
-                    );
+                lock(&switchboard.shown).insert(
+                    phone,
+                    Applied {
+                        reason: reason.into(),
+                        until,
+                    },
+                );
             }
             Step::ManualClear(mailbox) => {
-                switchboard
-                    .shown
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&phone_of(mailbox));
+                lock(&switchboard.shown).remove(&phone_of(mailbox));
             }
         }
     }
@@ -453,7 +446,7 @@ async fn play(core: DecisionCore) -> Result<String, DemoError> {
     switchboard.print("· end of the day".into());
     service.shutdown(Duration::from_secs(2)).await;
     let _ = std::fs::remove_dir_all(&state);
-    let timeline = timeline.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let timeline = lock(&timeline).clone();
     Ok(timeline)
 }
 

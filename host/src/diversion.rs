@@ -8,6 +8,7 @@
 //! later: the outbox keeps the call and retries with back-off) or
 //! [`TargetError::Rejected`] (the target refuses this call: retrying will not help).
 
+use crate::lock::lock;
 use std::io::Write;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -110,7 +111,7 @@ impl DiversionTarget for LogTarget {
                 entry.idempotency_key()
             ),
         };
-        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = lock(&self.out);
         writeln!(out, "{line}")
             .and_then(|_| out.flush())
             .map_err(|e| TargetError::Unavailable {

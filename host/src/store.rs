@@ -14,6 +14,7 @@
 //! Two stores implement it: [`SledStore`] (the service's) and [`MemoryStore`] (tests,
 //! benchmarks, the demo). One test suite runs against both (`store_suite!`).
 
+use crate::lock::lock;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
@@ -185,7 +186,7 @@ impl MemoryStore {
     fn state(&self) -> std::sync::MutexGuard<'_, MemoryState> {
         // A panic while holding the lock leaves consistent data (every change is
         // one insert or remove), so a poisoned lock is still usable.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 }
 
@@ -355,8 +356,7 @@ impl SledStore {
 
     /// Make every write this thread has done durable (see [`GroupCommit`]).
     fn flush(&self) -> Result<(), StoreError> {
-        let lock = || self.commit.state.lock().unwrap_or_else(|p| p.into_inner());
-        let mut state = lock();
+        let mut state = lock(&self.commit.state);
         state.requested += 1;
         let ticket = state.requested;
         loop {
@@ -375,7 +375,7 @@ impl SledStore {
             let covers = state.requested;
             drop(state);
             let result = self.db.flush();
-            state = lock();
+            state = lock(&self.commit.state);
             state.flushing = false;
             state.flushes += 1;
             if result.is_ok() {
@@ -389,11 +389,7 @@ impl SledStore {
 
     /// Disk flushes so far (for the benchmark).
     pub fn flushes(&self) -> u64 {
-        self.commit
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .flushes
+        lock(&self.commit.state).flushes
     }
 }
 

@@ -14,6 +14,7 @@
 //! sets the server's EWS URL, or relies on the DNS-based steps (an
 //! `autodiscover.<domain>` name or the SRV record).
 
+use crate::lock::lock;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -177,9 +178,7 @@ impl Discoverer {
     fn cache(
         &self,
     ) -> std::sync::MutexGuard<'_, BTreeMap<String, (UserSettings, tokio::time::Instant)>> {
-        self.cache
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.cache)
     }
 
     /// Forget a mailbox's answer (after ErrorNonExistentMailbox or a move).

@@ -17,21 +17,21 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
-use super::{Inner, status_text};
+use super::ServiceError;
+use super::state::Service;
+use super::status_text;
 use crate::component::wit::StatusEvent;
 use crate::store::Status;
 
-pub(super) async fn serve(inner: Arc<Inner>, listener: tokio::net::TcpListener) {
-    let mut stop = inner.stop.subscribe();
+pub(super) async fn serve(service: Arc<Service>, listener: tokio::net::TcpListener) {
+    let mut stop = service.shutdown.subscribe();
     let app = axum::Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/users", get(users))
         .route("/users/{address}/{action}", post(act))
-        .with_state(inner);
-    let shutdown = async move {
-        let _ = stop.changed().await;
-    };
+        .with_state(service);
+    let shutdown = async move { stop.recv().await };
     if let Err(error) = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
@@ -40,11 +40,11 @@ pub(super) async fn serve(inner: Arc<Inner>, listener: tokio::net::TcpListener) 
     }
 }
 
-async fn health(State(inner): State<Arc<Inner>>) -> Response {
-    inner.refresh_gauges();
+async fn health(State(service): State<Arc<Service>>) -> Response {
+    service.refresh_gauges();
     let mut by_status = serde_json::Map::new();
-    for address in inner.mailboxes.keys() {
-        let status = inner
+    for address in service.mailboxes.keys() {
+        let status = service
             .adapters
             .store
             .user(address)
@@ -57,7 +57,7 @@ async fn health(State(inner): State<Arc<Inner>>) -> Response {
             .or_insert(serde_json::Value::from(0u64));
         *count = serde_json::Value::from(count.as_u64().unwrap_or(0) + 1);
     }
-    match inner.adapters.store.outbox_depth() {
+    match service.adapters.store.outbox_depth() {
         Ok(depth) => Json(serde_json::json!({
             "status": "ok",
             "mailboxes": by_status,
@@ -72,14 +72,14 @@ async fn health(State(inner): State<Arc<Inner>>) -> Response {
     }
 }
 
-async fn metrics(State(inner): State<Arc<Inner>>) -> Response {
-    inner.refresh_gauges();
+async fn metrics(State(service): State<Arc<Service>>) -> Response {
+    service.refresh_gauges();
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        inner.metrics.render(),
+        service.metrics.render(),
     )
         .into_response()
 }
@@ -103,14 +103,14 @@ struct UserView {
     telephony: Option<String>,
 }
 
-async fn users(State(inner): State<Arc<Inner>>, Query(search): Query<Search>) -> Response {
+async fn users(State(service): State<Arc<Service>>, Query(search): Query<Search>) -> Response {
     let needle = search.q.unwrap_or_default().to_ascii_lowercase();
     let mut found = Vec::new();
-    for (address, mailbox) in &inner.mailboxes {
+    for (address, mailbox) in &service.mailboxes {
         if !address.contains(&needle) {
             continue;
         }
-        let record = inner
+        let record = service
             .adapters
             .store
             .user(address)
@@ -130,7 +130,7 @@ async fn users(State(inner): State<Arc<Inner>>, Query(search): Query<Search>) ->
             diversion: record
                 .last_applied
                 .map(|a| format!("{} until {}", a.reason, crate::diversion::utc(a.until))),
-            pending_calls: inner
+            pending_calls: service
                 .adapters
                 .store
                 .outbox(address)
@@ -144,14 +144,14 @@ async fn users(State(inner): State<Arc<Inner>>, Query(search): Query<Search>) ->
 }
 
 async fn act(
-    State(inner): State<Arc<Inner>>,
+    State(service): State<Arc<Service>>,
     Path((address, action)): Path<(String, String)>,
 ) -> Response {
     let event = match action.as_str() {
         "restart" => StatusEvent::Restart,
         "passivate" => StatusEvent::Passivate,
         "activate" => {
-            let id = inner
+            let id = service
                 .mailboxes
                 .get(&address.to_ascii_lowercase())
                 .and_then(|m| m.user.integration_id.clone());
@@ -165,33 +165,41 @@ async fn act(
                 .into_response();
         }
     };
-    match administer(&inner, &address, event) {
+    match administer(&service, &address, event) {
         Ok(status) => Json(serde_json::json!({
             "address": address,
             "status": status_text(&status),
         }))
         .into_response(),
-        Err(reason) if reason.starts_with("unknown user") => {
-            (StatusCode::NOT_FOUND, reason + "\n").into_response()
+        Err(error @ AdminError::UnknownUser { .. }) => {
+            (StatusCode::NOT_FOUND, format!("{error}\n")).into_response()
         }
-        Err(reason) => (StatusCode::CONFLICT, reason + "\n").into_response(),
+        Err(error) => (StatusCode::CONFLICT, format!("{error}\n")).into_response(),
     }
+}
+
+/// Why an administrator's action was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("unknown user {address}: add it to calvert.toml first")]
+    UnknownUser { address: String },
+    /// The state machine refuses the action (semantics §8), or the store failed.
+    #[error("{0}")]
+    Refused(#[from] ServiceError),
 }
 
 /// Apply an administrator's action and wake the user's tasks.
 pub(super) fn administer(
-    inner: &Inner,
+    service: &Service,
     address: &str,
     event: StatusEvent,
-) -> Result<Status, String> {
-    let Some(mailbox) = inner.mailboxes.get(&address.to_ascii_lowercase()) else {
-        return Err(format!(
-            "unknown user {address}: add it to calvert.toml first"
-        ));
+) -> Result<Status, AdminError> {
+    let Some(mailbox) = service.mailboxes.get(&address.to_ascii_lowercase()) else {
+        return Err(AdminError::UnknownUser {
+            address: address.to_string(),
+        });
     };
-    let status = inner
-        .status_event(address, event)
-        .map_err(|e| e.to_string())?;
+    let status = service.status_event(address, event)?;
     tracing::info!(mailbox = %address, status = status.name(), "administrator changed the status");
     mailbox.wake.notify_one();
     mailbox.deliver.notify_one();

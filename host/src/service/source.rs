@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+
+use super::shutdown::Shutdown;
 
 use crate::component::wit::CalendarItem;
 use crate::config::PushSettings;
@@ -83,7 +85,7 @@ pub trait CalendarSource: Send + Sync {
         &self,
         addresses: Vec<String>,
         changes: mpsc::UnboundedSender<Change>,
-        stop: watch::Receiver<bool>,
+        stop: Shutdown,
     );
 
     /// Live subscriptions, for /metrics.
@@ -241,11 +243,11 @@ impl EwsSource {
         &self,
         group: Vec<String>,
         changes: mpsc::UnboundedSender<Change>,
-        mut stop: watch::Receiver<bool>,
+        mut stop: Shutdown,
     ) {
         let mut subscribed: HashMap<String, String> = HashMap::new(); // id → address
         let mut backoff = Duration::from_secs(1);
-        while !*stop.borrow() {
+        while !stop.is_shutdown() {
             // (Re)subscribe every mailbox of the group that has no subscription.
             let missing: Vec<String> = group
                 .iter()
@@ -283,7 +285,7 @@ impl EwsSource {
                 // Nothing subscribed: wait and try again.
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    _ = stop.changed() => {}
+                    _ = stop.recv() => {}
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(300));
                 continue;
@@ -294,7 +296,7 @@ impl EwsSource {
                     tracing::warn!(server = %self.name, mailbox = %anchor, %error, "no EWS client for the group's anchor");
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
-                        _ = stop.changed() => {}
+                        _ = stop.recv() => {}
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(300));
                     continue;
@@ -336,7 +338,7 @@ impl EwsSource {
             );
             let outcome = tokio::select! {
                 outcome = stream => Some(outcome),
-                _ = stop.changed() => None,
+                _ = stop.recv() => None,
             };
             let Some(outcome) = outcome else { break };
             match outcome {
@@ -346,7 +348,7 @@ impl EwsSource {
                     failed = subscribed.keys().cloned().collect();
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
-                        _ = stop.changed() => {}
+                        _ = stop.recv() => {}
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(300));
                 }
@@ -374,7 +376,7 @@ impl EwsSource {
         settings: PushSettings,
         addresses: Vec<String>,
         changes: mpsc::UnboundedSender<Change>,
-        mut stop: watch::Receiver<bool>,
+        mut stop: Shutdown,
     ) {
         // Subscription id → (mailbox, last heard of).
         let live: Arc<std::sync::Mutex<HashMap<String, (String, tokio::time::Instant)>>> =
@@ -461,7 +463,7 @@ impl EwsSource {
                         missing.push(address);
                     }
                 }
-                _ = stop.changed() => break,
+                _ = stop.recv() => break,
             }
         }
         let left = lock(&live).len();
@@ -498,7 +500,7 @@ impl CalendarSource for EwsSource {
         &self,
         addresses: Vec<String>,
         changes: mpsc::UnboundedSender<Change>,
-        stop: watch::Receiver<bool>,
+        stop: Shutdown,
     ) {
         if let Some(settings) = self.push.clone() {
             return self.watch_push(settings, addresses, changes, stop).await;

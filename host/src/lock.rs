@@ -1,0 +1,30 @@
+//! One rule for poisoned mutexes: a thread that panicked while holding a lock left
+//! plain data behind (caches, counters, queues of timestamps), never a half-made
+//! invariant, so the host takes the data and goes on rather than spreading the panic.
+
+use std::sync::{Mutex, MutexGuard};
+
+/// Lock `mutex`, recovering the data if a panicking thread poisoned it.
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_poisoned_mutex_still_gives_its_data() {
+        let mutex = std::sync::Arc::new(Mutex::new(7));
+        let held = mutex.clone();
+        let _ = std::thread::spawn(move || {
+            let _guard = held.lock().unwrap();
+            panic!("poison it");
+        })
+        .join();
+        assert!(mutex.is_poisoned());
+        assert_eq!(*lock(&mutex), 7);
+    }
+}

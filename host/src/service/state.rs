@@ -1,0 +1,151 @@
+//! The running service's shared state: the configuration, the core, the adapters,
+//! the metrics and one [`Mailbox`] per configured user; and the few operations every
+//! task shares (run the core, change the store durably, move a user's status).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::Notify;
+
+use super::adapters::Adapters;
+use super::metrics::Metrics;
+use super::shutdown::ShutdownSwitch;
+use super::{Backoff, ServiceError};
+use crate::component::wit::{self, StatusEvent, UserStatus};
+use crate::component::{CoreError, CoreInstance, DecisionCore};
+use crate::config::{ServiceConfig, User};
+use crate::diversion::Phone;
+use crate::lock::lock;
+use crate::store::{Status, Store, StoreError};
+
+/// One configured user at run time.
+pub(super) struct Mailbox {
+    pub user: User,
+    pub phone: Phone,
+    /// Wakes the mailbox task (a change, an administrator's action).
+    pub wake: Notify,
+    /// Wakes the delivery task (a new call in the outbox, a restart).
+    pub deliver: Notify,
+    /// When the oldest change not yet handled arrived.
+    pub changed_at: Mutex<Option<Instant>>,
+    /// The change each queued call answers, for the latency histogram.
+    pub call_started: Mutex<BTreeMap<u64, Instant>>,
+    /// The calendar as last read, and when (the service clock). A boundary
+    /// (`next_change`) re-decides on it without reading Exchange again: nothing
+    /// changed, or a notification would have said so.
+    pub cached: Mutex<Option<(i64, Vec<wit::CalendarItem>)>>,
+    /// Reads refused by the server itself in a row (the back-off; no status change).
+    pub server_failures: AtomicU32,
+}
+
+impl Mailbox {
+    pub fn new(user: &User) -> Self {
+        Mailbox {
+            phone: Phone {
+                address: user.address.clone(),
+                telephony_id: user.telephony_id.clone(),
+            },
+            user: user.clone(),
+            wake: Notify::new(),
+            deliver: Notify::new(),
+            changed_at: Mutex::new(None),
+            call_started: Mutex::new(BTreeMap::new()),
+            cached: Mutex::new(None),
+            server_failures: AtomicU32::new(0),
+        }
+    }
+}
+
+/// Everything the service's tasks share.
+pub(super) struct Service {
+    pub config: ServiceConfig,
+    pub core: DecisionCore,
+    pub idle_cores: Mutex<Vec<CoreInstance>>,
+    pub adapters: Adapters,
+    pub metrics: Metrics,
+    /// By lower-cased address.
+    pub mailboxes: BTreeMap<String, Arc<Mailbox>>,
+    pub shutdown: ShutdownSwitch,
+    /// Retries of diversion calls while the target is unavailable.
+    pub delivery_backoff: Backoff,
+}
+
+impl Service {
+    /// Run `f` on an idle core instance (one per concurrent caller, reused).
+    pub fn with_core<T>(
+        &self,
+        f: impl FnOnce(&mut CoreInstance) -> Result<T, CoreError>,
+    ) -> Result<T, CoreError> {
+        let mut core = lock(&self.idle_cores)
+            .pop()
+            .unwrap_or_else(|| self.core.instance());
+        let result = f(&mut core);
+        lock(&self.idle_cores).push(core);
+        result
+    }
+
+    /// A store change that flushes, off the async workers: a flush waits for the disk,
+    /// and concurrent flushes share one write (sled makes everything up to the newest
+    /// change durable), so many mailboxes due at once cost a few disk writes, not one
+    /// each in a row.
+    pub async fn durably<T: Send + 'static>(
+        &self,
+        change: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.adapters.store.clone();
+        tokio::task::spawn_blocking(move || change(store.as_ref()))
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Task(e.to_string())))
+    }
+
+    /// Apply a status event through the core's state machine (semantics §8).
+    pub fn status_event(&self, address: &str, event: StatusEvent) -> Result<Status, ServiceError> {
+        let mut outcome: Result<(), CoreError> = Ok(());
+        let record = self
+            .adapters
+            .store
+            .update_user(address, &mut |record| match self
+                .with_core(|core| core.next_status(&to_wit(&record.status), &event))
+            {
+                Ok(next) => {
+                    let next = from_wit(next);
+                    if next == Status::Active {
+                        record.consecutive_failures = 0;
+                    }
+                    record.status = next;
+                    outcome = Ok(());
+                }
+                Err(e) => outcome = Err(e),
+            })?;
+        outcome?;
+        Ok(record.status)
+    }
+
+    /// Put a user in Error with `reason` (logged; the user waits for an administrator).
+    pub fn fail(&self, address: &str, reason: String) {
+        tracing::warn!(mailbox = %address, reason = %reason, "user goes to error");
+        if let Err(error) = self.status_event(address, StatusEvent::Fail(reason)) {
+            tracing::error!(mailbox = %address, %error, "cannot record the error status");
+        }
+    }
+}
+
+fn to_wit(status: &Status) -> UserStatus {
+    match status {
+        Status::NotInUse => UserStatus::NotInUse,
+        Status::Active => UserStatus::Active,
+        Status::Passive => UserStatus::Passive,
+        Status::Error(reason) => UserStatus::Error(reason.clone()),
+    }
+}
+
+fn from_wit(status: UserStatus) -> Status {
+    match status {
+        UserStatus::NotInUse => Status::NotInUse,
+        UserStatus::Active => Status::Active,
+        UserStatus::Passive => Status::Passive,
+        UserStatus::Error(reason) => Status::Error(reason),
+    }
+}
