@@ -265,7 +265,8 @@ pub struct ExchangeServer {
     pub name: String,
     /// Known EWS URL, or None when Autodiscover finds it per mailbox.
     pub url: Option<String>,
-    pub domain: Option<String>,
+    /// The service account, its user name already qualified by the configured
+    /// Windows domain ("Domän").
     pub credentials: Credentials,
     pub ca_bundle: Option<PathBuf>,
     /// Push notifications instead of streaming, when a local web service address is
@@ -754,7 +755,6 @@ impl Check<'_> {
                 servers.push(ExchangeServer {
                     name: s.name,
                     url,
-                    domain: s.domain,
                     credentials,
                     ca_bundle: s.ca_bundle.map(|p| self.path(&p)),
                     push,
