@@ -1,6 +1,8 @@
 //! The admin port: `/health`, `/metrics`, and the administrator's view of users.
 //!
-//! - `GET /health` → `{"status":"ok","mailboxes":{…by status},"outbox":n}`
+//! - `GET /health` → `{"status":"ok","mailboxes":{…by status},"outbox":n,
+//!   "tasks":{"restarting":[addresses],"panics":n}}`; `"degraded"` while a mailbox's
+//!   task that panicked waits to be restarted
 //! - `GET /metrics` → Prometheus text
 //! - `GET /users?q=kim` → users whose address contains `q`, with status, reason,
 //!   the live connection (subscription, watermark, last sync) and the diversion last
@@ -9,6 +11,7 @@
 //!   with the reason the state machine refuses (semantics §8)
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -57,11 +60,23 @@ async fn health(State(service): State<Arc<Service>>) -> Response {
             .or_insert(serde_json::Value::from(0u64));
         *count = serde_json::Value::from(count.as_u64().unwrap_or(0) + 1);
     }
+    let restarting: Vec<&str> = service
+        .mailboxes
+        .values()
+        .filter(|m| m.restarting.load(Ordering::Relaxed))
+        .map(|m| m.user.address.as_str())
+        .collect();
+    let panics: u64 = service
+        .mailboxes
+        .values()
+        .map(|m| u64::from(m.panics.load(Ordering::Relaxed)))
+        .sum();
     match service.adapters.store.outbox_depth() {
         Ok(depth) => Json(serde_json::json!({
-            "status": "ok",
+            "status": if restarting.is_empty() { "ok" } else { "degraded" },
             "mailboxes": by_status,
             "outbox": depth,
+            "tasks": {"restarting": restarting, "panics": panics},
         }))
         .into_response(),
         Err(error) => (

@@ -36,6 +36,7 @@ pub mod serve;
 pub mod shutdown;
 pub mod source;
 mod state;
+mod supervise;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -56,6 +57,7 @@ pub use serve::{init_logging, serve};
 use shutdown::ShutdownSwitch;
 pub use source::{CalendarSource, Change, EwsSource, SourceError};
 use state::{Mailbox, Service};
+use supervise::Job;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -214,8 +216,8 @@ fn spawn_tasks(service: &Arc<Service>, tasks: &mut tokio::task::JoinSet<()>) {
                 .or_default()
                 .push(mailbox.user.address.clone());
         }
-        tasks.spawn(service.clone().run_mailbox(mailbox.clone()));
-        tasks.spawn(service.clone().run_delivery(mailbox.clone()));
+        tasks.spawn(service.clone().supervise(mailbox.clone(), Job::Mailbox));
+        tasks.spawn(service.clone().supervise(mailbox.clone(), Job::Delivery));
     }
     for (server, addresses) in by_server {
         if let Some(source) = service.adapters.sources.get(&server).cloned() {

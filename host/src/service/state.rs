@@ -3,7 +3,7 @@
 //! task shares (run the core, change the store durably, move a user's status).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -38,6 +38,10 @@ pub(super) struct Mailbox {
     pub cached: Mutex<Option<(i64, Vec<wit::CalendarItem>)>>,
     /// Reads refused by the server itself in a row (the back-off; no status change).
     pub server_failures: AtomicU32,
+    /// A task of this mailbox panicked and waits to be restarted ([`super::supervise`]).
+    pub restarting: AtomicBool,
+    /// Panics of this mailbox's tasks since the start.
+    pub panics: AtomicU32,
 }
 
 impl Mailbox {
@@ -54,6 +58,8 @@ impl Mailbox {
             call_started: Mutex::new(BTreeMap::new()),
             cached: Mutex::new(None),
             server_failures: AtomicU32::new(0),
+            restarting: AtomicBool::new(false),
+            panics: AtomicU32::new(0),
         }
     }
 }
