@@ -8,6 +8,7 @@
 //! later: the outbox keeps the call and retries with back-off) or
 //! [`TargetError::Rejected`] (the target refuses this call: retrying will not help).
 
+use crate::http_body::read_text_capped;
 use crate::lock::lock;
 use std::io::Write;
 use std::sync::Mutex;
@@ -148,6 +149,10 @@ pub struct CurrentBody {
     pub until: String,
 }
 
+/// The largest reply read from a telephony target: the documented answers are a few
+/// hundred bytes.
+pub const MAX_REPLY_BYTES: usize = 64 * 1024;
+
 /// The idempotency header sent with every PUT and DELETE.
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 
@@ -207,9 +212,12 @@ impl HttpTarget {
                 reqwest::header::HeaderValue::from_str(value).map_err(|_| bad())?,
             );
         }
+        // No redirects: a PUT followed as a GET would be taken for a confirmed call,
+        // and a redirect to another host would carry the target's headers (API keys).
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| HttpTargetError::Client {
                 name: name.into(),
@@ -246,6 +254,13 @@ impl HttpTarget {
     fn judge(&self, phone: &Phone, status: u16, body: &str) -> Result<(), TargetError> {
         match status {
             200..=299 => Ok(()),
+            300..=399 => Err(TargetError::Rejected {
+                target: self.name.clone(),
+                telephony_id: phone.telephony_id.clone(),
+                detail: format!(
+                    "HTTP {status}: it answers with a redirect, which Calvert does not follow for diversion calls; configure the target's final URL"
+                ),
+            }),
             408 | 425 | 429 | 500..=599 => Err(self.unavailable(format!("HTTP {status}"))),
             _ => Err(TargetError::Rejected {
                 target: self.name.clone(),
@@ -292,7 +307,10 @@ impl DiversionTarget for HttpTarget {
         if status == 404 && entry.call == DiversionCall::Clear {
             return Ok(());
         }
-        let body = response.text().await.unwrap_or_default();
+        // Only for the error's detail: a reply that cannot be read says nothing more.
+        let body = read_text_capped(response, MAX_REPLY_BYTES)
+            .await
+            .unwrap_or_default();
         self.judge(phone, status, &body)
     }
 
@@ -311,8 +329,7 @@ impl DiversionTarget for HttpTarget {
         if status == 404 {
             return Ok(Some(None));
         }
-        let body = response
-            .text()
+        let body = read_text_capped(response, MAX_REPLY_BYTES)
             .await
             .map_err(|e| self.unavailable(e.to_string()))?;
         self.judge(phone, status, &body)?;

@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod diversion;
 pub mod ews;
+pub mod http_body;
 pub mod lock;
 pub mod service;
 pub mod store;
