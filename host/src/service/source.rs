@@ -18,7 +18,9 @@ use tokio::sync::{mpsc, watch};
 
 use crate::component::wit::CalendarItem;
 use crate::config::PushSettings;
-use crate::ews::client::{ClientError, Credentials, EwsClient, RetryPolicy, ServerConfig};
+use crate::ews::client::{
+    ClientError, Credentials, EwsClient, RetryPolicy, ServerConfig, StreamEnd, Streamed,
+};
 use crate::ews::discovery::Discoverer;
 use crate::ews::notification::EventKind;
 use crate::ews::request::{Mailbox, ServerVersion};
@@ -304,12 +306,15 @@ impl EwsSource {
             let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
             let mut failed: Vec<String> = Vec::new();
             let anchor = mailbox(&anchor);
-            let stream = client.stream_events(
-                &anchor,
-                &refs,
-                self.stream_minutes,
-                self.read_timeout,
-                |reply| {
+            let stream = async {
+                let mut stream = client
+                    .stream_events(&anchor, &refs, self.stream_minutes, self.read_timeout)
+                    .await?;
+                loop {
+                    let reply = match stream.next().await? {
+                        Streamed::Reply(reply) => reply,
+                        Streamed::End(end) => return Ok::<_, ClientError>(end),
+                    };
                     for notification in &reply.notifications {
                         let real = notification
                             .events
@@ -331,9 +336,11 @@ impl EwsSource {
                         failed.extend(ids.iter().cloned());
                     }
                     // Stop to resubscribe what failed (an empty id list: all of them).
-                    reply.failed.is_empty()
-                },
-            );
+                    if !reply.failed.is_empty() {
+                        return Ok(StreamEnd::Closed);
+                    }
+                }
+            };
             let outcome = tokio::select! {
                 outcome = stream => Some(outcome),
                 _ = stop.changed() => None,
