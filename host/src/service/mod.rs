@@ -351,7 +351,7 @@ impl Inner {
                     .calendar_reads
                     .get_or_create(&Outcome { outcome: "refused" })
                     .inc();
-                return self.fail(address, reason);
+                return self.fail(address, reason.to_string());
             }
             Err(SourceError::Server(message)) => {
                 self.metrics
@@ -365,7 +365,7 @@ impl Inner {
                 return Next::Retry(Backoff::default().wait(failures));
             }
             Err(SourceError::Transient {
-                message,
+                cause: message,
                 retry_after,
             }) => {
                 self.metrics
