@@ -644,6 +644,59 @@ async fn sync_folder_items_and_writes_round_trip() {
     assert_eq!(err.action(), EwsAction::TreatAsDeleted);
 }
 
+#[tokio::test]
+async fn the_ews_source_writes_calendar_items_with_typed_results() {
+    use calvert::service::EwsSource;
+    use calvert::service::source::{CalendarSource, CalendarWriter, SourceError, WriteError};
+    let server = simulator().await;
+    let credentials = Credentials::Basic {
+        user: "calvert".into(),
+        password: "secret".into(),
+    };
+    let source = EwsSource::new(
+        "sim",
+        Some(server.ews_url()),
+        credentials,
+        None,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let kim = "kim@flexi.se";
+    let mut item = calvert::component::wit::CalendarItem::appointment("", NOW + 7200, NOW + 9000);
+    item.subject = "Planering".into();
+    let created = source.create(kim, &item).await.unwrap();
+    item.end = NOW + 10_800;
+    let updated = source.update(kim, &created, &item).await.unwrap();
+    assert_eq!(updated.id, created.id);
+    assert_ne!(updated.change_key, created.change_key);
+    let stale = source.update(kim, &created, &item).await.unwrap_err();
+    assert!(matches!(stale, WriteError::Changed(_)), "{stale:?}");
+    let read = source
+        .calendar(kim, NOW - 86_400, NOW + 86_400)
+        .await
+        .unwrap();
+    assert!(
+        read.iter()
+            .any(|i| i.id == created.id && i.subject == "Planering" && i.end == NOW + 10_800),
+        "{read:?}"
+    );
+    let stale = source.delete(kim, &created).await.unwrap_err();
+    assert!(matches!(stale, WriteError::Changed(_)), "{stale:?}");
+    source.delete(kim, &updated).await.unwrap();
+    let gone = source.delete(kim, &updated).await.unwrap_err();
+    assert!(matches!(gone, WriteError::Gone(_)), "{gone:?}");
+    // A mailbox the service account may not impersonate is the administrator's to fix.
+    let denied = source.create("eva@flexi.se", &item).await.unwrap_err();
+    assert!(
+        matches!(denied, WriteError::Source(SourceError::Mailbox(_))),
+        "{denied:?}"
+    );
+    assert!(
+        denied.to_string().contains("ApplicationImpersonation"),
+        "{denied}"
+    );
+}
+
 mod oauth {
     use super::*;
     use calvert::ews::client::StreamEnd;

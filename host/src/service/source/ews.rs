@@ -1,4 +1,4 @@
-//! [`EwsSource`]: one Exchange server as a calendar source. Reads are
+//! [`EwsSource`]: one Exchange server as a calendar source and writer. Reads are
 //! CalendarView + GetItem for the window; changes come from streaming
 //! subscriptions ([`super::streaming`]) or, with push settings, push notifications
 //! ([`super::push`]). Client errors are sorted into the service's three classes here.
@@ -11,7 +11,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::{mpsc, watch};
 
-use super::{CalendarSource, Cause, Change, SourceError, lock};
+use super::{
+    CalendarSource, CalendarWriter, Cause, Change, ItemVersion, SourceError, WriteError, lock,
+};
 use crate::component::wit::CalendarItem;
 use crate::config::PushSettings;
 use crate::ews::client::{ClientError, Credentials, EwsClient, RetryPolicy, ServerConfig};
@@ -185,6 +187,15 @@ impl EwsSource {
             }
         }
     }
+
+    /// The typed result of a failed write for `address`.
+    fn write_error(&self, address: &str, error: ClientError) -> WriteError {
+        match error.action() {
+            EwsAction::Refetch => WriteError::Changed(Cause::Call(error)),
+            EwsAction::TreatAsDeleted => WriteError::Gone(Cause::Call(error)),
+            _ => WriteError::Source(self.classify(address, error)),
+        }
+    }
 }
 
 #[async_trait]
@@ -218,6 +229,43 @@ impl CalendarSource for EwsSource {
 
     fn subscriptions(&self) -> usize {
         self.subscriptions.load(Ordering::Relaxed)
+    }
+}
+
+#[async_trait]
+impl CalendarWriter for EwsSource {
+    async fn create(&self, address: &str, item: &CalendarItem) -> Result<ItemVersion, WriteError> {
+        let client = self.client(address).await?;
+        let (id, change_key) = client
+            .create_item(&mailbox(address), item)
+            .await
+            .map_err(|e| self.write_error(address, e))?;
+        Ok(ItemVersion { id, change_key })
+    }
+
+    async fn update(
+        &self,
+        address: &str,
+        version: &ItemVersion,
+        item: &CalendarItem,
+    ) -> Result<ItemVersion, WriteError> {
+        let client = self.client(address).await?;
+        let change_key = client
+            .update_item(&mailbox(address), &version.id, &version.change_key, item)
+            .await
+            .map_err(|e| self.write_error(address, e))?;
+        Ok(ItemVersion {
+            id: version.id.clone(),
+            change_key,
+        })
+    }
+
+    async fn delete(&self, address: &str, version: &ItemVersion) -> Result<(), WriteError> {
+        let client = self.client(address).await?;
+        client
+            .delete_item(&mailbox(address), &version.id, Some(&version.change_key))
+            .await
+            .map_err(|e| self.write_error(address, e))
     }
 }
 
@@ -315,6 +363,20 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn writes_tell_conflicts_and_missing_items_apart() {
+        let source = source();
+        let conflict = source.write_error("kim@flexi.se", ews("ErrorIrresolvableConflict", None));
+        assert!(matches!(conflict, WriteError::Changed(_)), "{conflict:?}");
+        let gone = source.write_error("kim@flexi.se", ews("ErrorItemNotFound", None));
+        assert!(matches!(gone, WriteError::Gone(_)), "{gone:?}");
+        let denied = source.write_error("kim@flexi.se", ews("ErrorImpersonateUserDenied", None));
+        assert!(
+            matches!(denied, WriteError::Source(SourceError::Mailbox(_))),
+            "{denied:?}"
+        );
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //!
 //! - [`CalendarSource`]: read a mailbox's calendar window, and watch mailboxes for
 //!   changes. The service reads through it and wakes mailboxes on its [`Change`]s.
+//! - [`CalendarWriter`]: create, update and delete calendar items, with typed
+//!   results ([`ItemVersion`], [`WriteError`]).
 //!
 //! Failures come in the three classes the service treats apart ([`SourceError`]),
 //! each keeping the error underneath ([`Cause`]).
@@ -183,6 +185,51 @@ pub trait CalendarSource: Send + Sync {
 
     /// Live subscriptions, for /metrics.
     fn subscriptions(&self) -> usize;
+}
+
+/// A calendar item as its source holds it now: its id, and the version a write
+/// must match (EWS: the change key; Graph: the ETag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemVersion {
+    pub id: String,
+    pub change_key: String,
+}
+
+/// Why a write did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The item changed since its version was read: read it again and re-apply.
+    #[error("the calendar item changed meanwhile ({0}): read it again and re-apply the change")]
+    Changed(#[source] Cause),
+    /// The item no longer exists: treat it as deleted.
+    #[error("the calendar item no longer exists ({0})")]
+    Gone(#[source] Cause),
+    /// Anything else, in the classes reads use.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+}
+
+/// Writes calendar items of mailboxes (the two-way sync's side of a source).
+///
+/// A backend must never write twice for one call: a create whose reply was lost
+/// is not repeated; an update or delete names the version it expects, so a repeat
+/// meets a newer version ([`WriteError::Changed`]) or no item ([`WriteError::Gone`]).
+#[async_trait]
+pub trait CalendarWriter: Send + Sync {
+    /// Create `item` in `address`'s calendar (nobody invited); where it now is.
+    async fn create(&self, address: &str, item: &CalendarItem) -> Result<ItemVersion, WriteError>;
+
+    /// Write `item` over the item at `version`, if it is still at that version; its
+    /// new version.
+    async fn update(
+        &self,
+        address: &str,
+        version: &ItemVersion,
+        item: &CalendarItem,
+    ) -> Result<ItemVersion, WriteError>;
+
+    /// Delete the item at `version` (to Deleted Items, cancelling nothing).
+    async fn delete(&self, address: &str, version: &ItemVersion) -> Result<(), WriteError>;
 }
 
 /// The mutex's value, also after a panic elsewhere poisoned it (every value kept
