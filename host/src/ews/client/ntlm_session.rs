@@ -3,7 +3,7 @@
 
 use super::sign_in::{Sent, scheme_names, www_authenticate};
 use super::{ClientError, EwsClient};
-use crate::ews::ntlm::{self, Challenge};
+use crate::ews::ntlm::{self, Challenge, NtlmAccount};
 
 /// NTLM sign-in state of an [`EwsClient`].
 ///
@@ -52,6 +52,15 @@ fn challenge_token(values: &[String]) -> Option<String> {
     ntlm::offered(&headers).and_then(|(_, token)| token)
 }
 
+/// How the Negotiate → Challenge → Authenticate exchange ended.
+enum Handshake {
+    /// The server answered the Negotiate message without asking for more (it took
+    /// the request without sign-in): that is the reply.
+    Answered(reqwest::Response),
+    /// The connection is signed in; the reply to the Authenticate message.
+    SignedIn(reqwest::Response),
+}
+
 impl EwsClient {
     /// Send a request over an NTLM-signed-in connection, signing one in first when
     /// needed (see [`NtlmSession`]).
@@ -66,41 +75,10 @@ impl EwsClient {
                 reason: "NTLM sign-in without an NTLM account".into(),
             });
         };
-        let handshake = |reason: String| ClientError::NtlmHandshake {
-            url: url.clone(),
-            user: self.config.credentials.who().to_string(),
-            reason,
-        };
         let mut session = self.ntlm.clone().lock_owned().await;
-        let send = |authorization: Option<String>| {
-            let copy = request.try_clone();
-            async move {
-                let Some(mut copy) = copy else {
-                    return Err(ClientError::Config {
-                        url: url.clone(),
-                        reason: "the request body cannot be sent twice".into(),
-                    });
-                };
-                if let Some(value) = authorization {
-                    copy = copy.header(reqwest::header::AUTHORIZATION, value);
-                }
-                copy.send()
-                    .await
-                    .map_err(|e| ClientError::transport(url, &e))
-            }
-        };
-        // The 401's body is read to its end so that the connection goes back to the
-        // pool for the next message of the handshake.
-        let drain = |response: reqwest::Response| async move {
-            response
-                .bytes()
-                .await
-                .map(|_| ())
-                .map_err(|e| ClientError::transport(url, &e))
-        };
         let mut offered = Vec::new();
         if session.signed_in || session.scheme.is_none() {
-            let response = send(None).await?;
+            let response = self.send_copy(&request, None).await?;
             if response.status().as_u16() != 401 {
                 return Ok(Sent {
                     response,
@@ -110,7 +88,7 @@ impl EwsClient {
             // The connection was closed (or never signed in): sign in a new one.
             session.signed_in = false;
             offered = www_authenticate(&response);
-            drain(response).await?;
+            self.drain(response).await?;
         }
         let Some(scheme) = ntlm_scheme(session.scheme, &offered) else {
             return Err(ClientError::SchemeNotOffered {
@@ -120,40 +98,91 @@ impl EwsClient {
             });
         };
         session.scheme = Some(scheme);
-        let negotiate = ntlm::negotiate().map_err(|e| handshake(e.to_string()))?;
-        let response = send(Some(format!("{scheme} {negotiate}"))).await?;
+        let response = match self.handshake(&request, account, scheme).await? {
+            Handshake::Answered(response) => response,
+            Handshake::SignedIn(response) => {
+                session.signed_in = true;
+                response
+            }
+        };
+        Ok(Sent {
+            response,
+            _session: Some(session),
+        })
+    }
+
+    /// Negotiate, read the challenge, answer it, all with copies of `request` on
+    /// the one pooled connection (the caller holds the session).
+    async fn handshake(
+        &self,
+        request: &reqwest::RequestBuilder,
+        account: &NtlmAccount,
+        scheme: &'static str,
+    ) -> Result<Handshake, ClientError> {
+        let failed = |reason: String| ClientError::NtlmHandshake {
+            url: self.config.url.clone(),
+            user: self.config.credentials.who().to_string(),
+            reason,
+        };
+        let negotiate = ntlm::negotiate().map_err(|e| failed(e.to_string()))?;
+        let response = self
+            .send_copy(request, Some(format!("{scheme} {negotiate}")))
+            .await?;
         if response.status().as_u16() != 401 {
-            // The server answered without asking for more (it took the request
-            // without sign-in): that is the reply.
-            return Ok(Sent {
-                response,
-                _session: Some(session),
-            });
+            return Ok(Handshake::Answered(response));
         }
         let challenge = www_authenticate(&response);
-        drain(response).await?;
+        self.drain(response).await?;
         let Some(token) = challenge_token(&challenge) else {
-            return Err(handshake(format!(
+            return Err(failed(format!(
                 "the server answered the Negotiate message without a challenge (WWW-Authenticate: {})",
                 scheme_names(&challenge)
             )));
         };
         let authenticate = Challenge::from_base64(&token)
             .and_then(|challenge| challenge.authenticate(account))
-            .map_err(|e| handshake(e.to_string()))?;
-        let response = send(Some(format!("{scheme} {authenticate}"))).await?;
+            .map_err(|e| failed(e.to_string()))?;
+        let response = self
+            .send_copy(request, Some(format!("{scheme} {authenticate}")))
+            .await?;
         if response.status().as_u16() == 401 {
-            drain(response).await?;
+            self.drain(response).await?;
             return Err(ClientError::NtlmRefused {
-                url: url.clone(),
+                url: self.config.url.clone(),
                 user: self.config.credentials.who().to_string(),
             });
         }
-        session.signed_in = true;
-        Ok(Sent {
-            response,
-            _session: Some(session),
-        })
+        Ok(Handshake::SignedIn(response))
+    }
+
+    /// Send a copy of `request`, with `authorization` when given.
+    async fn send_copy(
+        &self,
+        request: &reqwest::RequestBuilder,
+        authorization: Option<String>,
+    ) -> Result<reqwest::Response, ClientError> {
+        let Some(mut copy) = request.try_clone() else {
+            return Err(ClientError::Config {
+                url: self.config.url.clone(),
+                reason: "the request body cannot be sent twice".into(),
+            });
+        };
+        if let Some(value) = authorization {
+            copy = copy.header(reqwest::header::AUTHORIZATION, value);
+        }
+        copy.send()
+            .await
+            .map_err(|e| ClientError::transport(&self.config.url, &e))
+    }
+
+    /// Read a 401's body to its end, so that the connection goes back to the pool
+    /// for the next message of the handshake.
+    async fn drain(&self, response: reqwest::Response) -> Result<(), ClientError> {
+        response
+            .bytes()
+            .await
+            .map(|_| ())
+            .map_err(|e| ClientError::transport(&self.config.url, &e))
     }
 }
 
