@@ -8,13 +8,14 @@
 //!   a SOAP body is read whatever the status (Exchange sends faults with 500).
 //! - Reads are capped at [`MAX_REPLY_BYTES`](crate::ews::xml::MAX_REPLY_BYTES).
 //!
-//! Sign-in is Basic, NTLM (on-premises Windows authentication; see
-//! [`ntlm_session`] for how the handshake stays on one connection) or OAuth client
-//! credentials ([`token`]).
+//! Sign-in is Basic, NTLM (on-premises Windows authentication; `ntlm_session.rs`
+//! says how the handshake stays on one connection) or OAuth client credentials
+//! (`token.rs`).
 //!
-//! Where things are: [`transport`] sends one request, [`retry`] decides what is
-//! tried again, [`sign_in`] signs requests in, [`stream`] reads a streaming
-//! connection, [`operations`] holds every EWS operation, [`error`] what can fail.
+//! Where things are: `transport.rs` sends one request, `retry.rs` decides what is
+//! tried again, `sign_in.rs` signs requests in, `stream.rs` reads a streaming
+//! connection ([`EventStream`]), `operations.rs` holds every EWS operation,
+//! `error.rs` what can fail.
 
 mod error;
 mod ntlm_session;
@@ -40,6 +41,7 @@ use super::response::EwsError;
 use ntlm_session::NtlmSession;
 use token::Token;
 
+/// One Exchange server and how to reach it.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// The EWS URL, e.g. `https://mail1.flexi.se/EWS/Exchange.asmx`.
@@ -77,6 +79,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl EwsClient {
+    /// A client for `config`; fails when the URL, the CA bundle or the NTLM user
+    /// cannot be used (nothing is sent yet).
     pub fn new(config: ServerConfig) -> Result<Self, ClientError> {
         let bad = |reason: String| ClientError::Config {
             url: config.url.clone(),
@@ -125,6 +129,7 @@ impl EwsClient {
         })
     }
 
+    /// The configuration the client was made with.
     pub fn config(&self) -> &ServerConfig {
         &self.config
     }

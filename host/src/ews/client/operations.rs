@@ -54,7 +54,7 @@ fn all_succeeded(reply: &str) -> Result<(), EwsError> {
 impl EwsClient {
     /// Every concrete item overlapping [start, end), with the fields only GetItem
     /// returns. A window whose page is not complete is split in two (CalendarView
-    /// has no paging), at most [`MAX_SPLITS`] times deep; items are de-duplicated by id.
+    /// has no paging), at most `MAX_SPLITS` (8) times deep; items are de-duplicated by id.
     pub async fn calendar(
         &self,
         mailbox: &Mailbox,

@@ -10,10 +10,11 @@
 //! Failures come in the three classes the service treats apart ([`SourceError`]),
 //! each keeping the error underneath ([`Cause`]).
 //!
-//! [`EwsSource`] is the Exchange Web Services implementation ([`ews`]), which
-//! follows mailboxes by streaming subscriptions ([`streaming`]) or push
-//! notifications ([`push`]), both keeping their subscriptions in one
-//! [`subscriptions`] set.
+//! [`EwsSource`] is the Exchange Web Services implementation (`ews.rs`), which
+//! follows mailboxes by streaming subscriptions (`streaming.rs`) or push
+//! notifications (`push.rs`), both subscribing and keeping their subscriptions
+//! the same way (`subscriptions.rs`). A new backend is a new file here that
+//! implements the traits.
 
 mod ews;
 mod push;
@@ -49,6 +50,7 @@ pub enum Change {
 }
 
 impl Change {
+    /// The mailbox it concerns.
     pub fn address(&self) -> &str {
         match self {
             Change::Calendar { address, .. }
