@@ -53,6 +53,31 @@ fn kim() -> Mailbox {
     }
 }
 
+/// Hold a streaming connection (asked to stay open a minute) and hand each reply to
+/// `on_reply` until it returns false (then None) or the connection ends (its end).
+async fn read_stream(
+    client: &EwsClient,
+    mailbox: &Mailbox,
+    subscription_ids: &[&str],
+    read_timeout: Duration,
+    mut on_reply: impl FnMut(calvert::ews::notification::EventsReply) -> bool,
+) -> Result<Option<calvert::ews::client::StreamEnd>, ClientError> {
+    use calvert::ews::client::Streamed;
+    let mut stream = client
+        .stream_events(mailbox, subscription_ids, 1, read_timeout)
+        .await?;
+    loop {
+        match stream.next().await? {
+            Streamed::Reply(reply) => {
+                if !on_reply(reply) {
+                    return Ok(None);
+                }
+            }
+            Streamed::End(end) => return Ok(Some(end)),
+        }
+    }
+}
+
 #[tokio::test]
 async fn reads_the_calendar_window_and_decides() {
     let server = simulator().await;
@@ -459,29 +484,28 @@ async fn streaming_notifications_arrive_as_they_happen_and_end_cleanly() {
     let mut events = Vec::new();
     let mut failures = Vec::new();
     let mut envelopes = 0;
-    let end = client
-        .stream_events(
-            &kim(),
-            &[&subscription.subscription_id],
-            1,
-            Duration::from_secs(5),
-            |reply| {
-                envelopes += 1;
-                for n in &reply.notifications {
-                    events.extend(n.events.iter().map(|e| (e.kind, e.item_id.clone())));
-                }
-                failures.extend(
-                    reply
-                        .failed
-                        .iter()
-                        .map(|(ids, e)| (ids.clone(), e.action())),
-                );
-                true
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(end, StreamEnd::Closed);
+    let end = read_stream(
+        &client,
+        &kim(),
+        &[&subscription.subscription_id],
+        Duration::from_secs(5),
+        |reply| {
+            envelopes += 1;
+            for n in &reply.notifications {
+                events.extend(n.events.iter().map(|e| (e.kind, e.item_id.clone())));
+            }
+            failures.extend(
+                reply
+                    .failed
+                    .iter()
+                    .map(|(ids, e)| (ids.clone(), e.action())),
+            );
+            true
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(end, Some(StreamEnd::Closed));
     assert_eq!(events, [(EventKind::Created, Some("kim-9".to_string()))]);
     assert_eq!(
         failures,
@@ -503,38 +527,36 @@ async fn a_dropped_stream_is_a_clear_error() {
     let client = client(&server, "secret");
     let subscription = client.subscribe_streaming(&kim()).await.unwrap();
     server.exchange.inject(Fault::DropStream);
-    let err = client
-        .stream_events(
-            &kim(),
-            &[&subscription.subscription_id],
-            1,
-            Duration::from_secs(5),
-            |_| true,
-        )
-        .await
-        .unwrap_err();
+    let err = read_stream(
+        &client,
+        &kim(),
+        &[&subscription.subscription_id],
+        Duration::from_secs(5),
+        |_| true,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, ClientError::StreamDropped { .. }), "{err:?}");
     assert_eq!(err.action(), EwsAction::Resubscribe);
     // An unknown subscription answers with an error envelope on an open connection.
     let mut failed = Vec::new();
-    client
-        .stream_events(
-            &kim(),
-            &["no-such-subscription"],
-            1,
-            Duration::from_secs(5),
-            |reply| {
-                failed.extend(
-                    reply
-                        .failed
-                        .iter()
-                        .map(|(_, e)| e.code().map(str::to_string)),
-                );
-                false
-            },
-        )
-        .await
-        .unwrap();
+    read_stream(
+        &client,
+        &kim(),
+        &["no-such-subscription"],
+        Duration::from_secs(5),
+        |reply| {
+            failed.extend(
+                reply
+                    .failed
+                    .iter()
+                    .map(|(_, e)| e.code().map(str::to_string)),
+            );
+            false
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(failed, [Some("ErrorSubscriptionNotFound".to_string())]);
 }
 
@@ -620,6 +642,59 @@ async fn sync_folder_items_and_writes_round_trip() {
         .await
         .unwrap_err();
     assert_eq!(err.action(), EwsAction::TreatAsDeleted);
+}
+
+#[tokio::test]
+async fn the_ews_source_writes_calendar_items_with_typed_results() {
+    use calvert::service::EwsSource;
+    use calvert::service::source::{CalendarSource, CalendarWriter, SourceError, WriteError};
+    let server = simulator().await;
+    let credentials = Credentials::Basic {
+        user: "calvert".into(),
+        password: "secret".into(),
+    };
+    let source = EwsSource::new(
+        "sim",
+        Some(server.ews_url()),
+        credentials,
+        None,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let kim = "kim@flexi.se";
+    let mut item = calvert::component::wit::CalendarItem::appointment("", NOW + 7200, NOW + 9000);
+    item.subject = "Planering".into();
+    let created = source.create(kim, &item).await.unwrap();
+    item.end = NOW + 10_800;
+    let updated = source.update(kim, &created, &item).await.unwrap();
+    assert_eq!(updated.id, created.id);
+    assert_ne!(updated.change_key, created.change_key);
+    let stale = source.update(kim, &created, &item).await.unwrap_err();
+    assert!(matches!(stale, WriteError::Changed(_)), "{stale:?}");
+    let read = source
+        .calendar(kim, NOW - 86_400, NOW + 86_400)
+        .await
+        .unwrap();
+    assert!(
+        read.iter()
+            .any(|i| i.id == created.id && i.subject == "Planering" && i.end == NOW + 10_800),
+        "{read:?}"
+    );
+    let stale = source.delete(kim, &created).await.unwrap_err();
+    assert!(matches!(stale, WriteError::Changed(_)), "{stale:?}");
+    source.delete(kim, &updated).await.unwrap();
+    let gone = source.delete(kim, &updated).await.unwrap_err();
+    assert!(matches!(gone, WriteError::Gone(_)), "{gone:?}");
+    // A mailbox the service account may not impersonate is the administrator's to fix.
+    let denied = source.create("eva@flexi.se", &item).await.unwrap_err();
+    assert!(
+        matches!(denied, WriteError::Source(SourceError::Mailbox(_))),
+        "{denied:?}"
+    );
+    assert!(
+        denied.to_string().contains("ApplicationImpersonation"),
+        "{denied}"
+    );
 }
 
 mod oauth {
@@ -711,17 +786,16 @@ mod oauth {
         let client = app_client(&server, "app-secret");
         let subscription = client.subscribe_streaming(&kim()).await.unwrap();
         let started = std::time::Instant::now();
-        let end = client
-            .stream_events(
-                &kim(),
-                &[&subscription.subscription_id],
-                1,
-                Duration::from_secs(5),
-                |_| true,
-            )
-            .await
-            .unwrap();
-        assert_eq!(end, StreamEnd::TokenRefresh);
+        let end = read_stream(
+            &client,
+            &kim(),
+            &[&subscription.subscription_id],
+            Duration::from_secs(5),
+            |_| true,
+        )
+        .await
+        .unwrap();
+        assert_eq!(end, Some(StreamEnd::TokenRefresh));
         assert!(
             started.elapsed() < Duration::from_secs(2),
             "renewed before the 1 s token expired, not at the 10 s stream end"
@@ -729,19 +803,18 @@ mod oauth {
         let before = server.exchange.tokens_issued();
         // Reconnecting fetches a new token.
         let mut replies = 0;
-        client
-            .stream_events(
-                &kim(),
-                &[&subscription.subscription_id],
-                1,
-                Duration::from_secs(5),
-                |_| {
-                    replies += 1;
-                    replies < 2
-                },
-            )
-            .await
-            .unwrap();
+        read_stream(
+            &client,
+            &kim(),
+            &[&subscription.subscription_id],
+            Duration::from_secs(5),
+            |_| {
+                replies += 1;
+                replies < 2
+            },
+        )
+        .await
+        .unwrap();
         assert_eq!(server.exchange.tokens_issued(), before + 1);
     }
 }
@@ -911,16 +984,15 @@ async fn subscription_calls_keep_the_groups_back_end_affinity() {
         )
         .await
         .unwrap();
-    client
-        .stream_events(
-            &kim(),
-            &[&second.subscription_id],
-            1,
-            Duration::from_secs(5),
-            |_| false,
-        )
-        .await
-        .unwrap();
+    read_stream(
+        &client,
+        &kim(),
+        &[&second.subscription_id],
+        Duration::from_secs(5),
+        |_| false,
+    )
+    .await
+    .unwrap();
     // Calendar reads are not subscription calls: no cookie.
     client.find_page(&kim(), NOW, NOW + 3600, 10).await.unwrap();
     let cookie = Some("SIMBE01.flexi.local~1941996295".to_string());
@@ -1099,15 +1171,14 @@ mod ntlm {
         let streaming = {
             let client = client.clone();
             tokio::spawn(async move {
-                client
-                    .stream_events(
-                        &kim(),
-                        &[&subscription.subscription_id],
-                        1,
-                        Duration::from_secs(5),
-                        |_| true,
-                    )
-                    .await
+                read_stream(
+                    &client,
+                    &kim(),
+                    &[&subscription.subscription_id],
+                    Duration::from_secs(5),
+                    |_| true,
+                )
+                .await
             })
         };
         let calls: Vec<_> = (0..6)
@@ -1121,7 +1192,7 @@ mod ntlm {
         }
         assert_eq!(
             streaming.await.unwrap().unwrap(),
-            calvert::ews::client::StreamEnd::Closed
+            Some(calvert::ews::client::StreamEnd::Closed)
         );
         assert!(
             server.exchange.ntlm_refusals().is_empty(),
@@ -1337,25 +1408,24 @@ mod heartbeats {
         let read_timeout = Duration::from_millis(800);
         let mut keep_alives = 0;
         let started = std::time::Instant::now();
-        let end = client
-            .stream_events(
-                &kim(),
-                &[&subscription.subscription_id],
-                1,
-                read_timeout,
-                |reply| {
-                    if reply.notifications.is_empty()
-                        && reply.failed.is_empty()
-                        && reply.connection == Some(ConnectionStatus::Open)
-                    {
-                        keep_alives += 1;
-                    }
-                    true
-                },
-            )
-            .await
-            .unwrap();
-        assert_eq!(end, StreamEnd::Closed);
+        let end = read_stream(
+            &client,
+            &kim(),
+            &[&subscription.subscription_id],
+            read_timeout,
+            |reply| {
+                if reply.notifications.is_empty()
+                    && reply.failed.is_empty()
+                    && reply.connection == Some(ConnectionStatus::Open)
+                {
+                    keep_alives += 1;
+                }
+                true
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(end, Some(StreamEnd::Closed));
         assert!(
             started.elapsed() > read_timeout * 2,
             "the stream outlived its read timeout"
@@ -1366,19 +1436,18 @@ mod heartbeats {
         server.exchange.set_heartbeat(Duration::from_secs(3600));
         let started = std::time::Instant::now();
         let mut heard = 0;
-        let err = client
-            .stream_events(
-                &kim(),
-                &[&subscription.subscription_id],
-                1,
-                read_timeout,
-                |_| {
-                    heard += 1;
-                    true
-                },
-            )
-            .await
-            .unwrap_err();
+        let err = read_stream(
+            &client,
+            &kim(),
+            &[&subscription.subscription_id],
+            read_timeout,
+            |_| {
+                heard += 1;
+                true
+            },
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, ClientError::StreamStalled { .. }), "{err:?}");
         assert_eq!(heard, 1);
         assert!(started.elapsed() < Duration::from_secs(2));
@@ -1402,19 +1471,18 @@ mod heartbeats {
         let client = client(&server, "secret");
         let subscription = client.subscribe_streaming(&kim()).await.unwrap();
         let mut replies = 0;
-        client
-            .stream_events(
-                &kim(),
-                &[&subscription.subscription_id],
-                1,
-                Duration::from_secs(5),
-                |_| {
-                    replies += 1;
-                    true
-                },
-            )
-            .await
-            .unwrap();
+        read_stream(
+            &client,
+            &kim(),
+            &[&subscription.subscription_id],
+            Duration::from_secs(5),
+            |_| {
+                replies += 1;
+                true
+            },
+        )
+        .await
+        .unwrap();
         assert_eq!(replies, 2, "the first OK and the Closed");
     }
 }

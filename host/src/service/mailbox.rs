@@ -222,7 +222,7 @@ impl Service {
         let failure = match error {
             SourceError::Mailbox(reason) => {
                 self.count_read("refused");
-                ReadFailure::Mailbox(reason)
+                ReadFailure::Mailbox(reason.to_string())
             }
             SourceError::Server(message) => {
                 self.count_read("server-failed");
@@ -230,10 +230,8 @@ impl Service {
                 tracing::warn!(mailbox = %address, failures, reason = %message, "the Exchange server refuses Calvert; retrying");
                 ReadFailure::Server { failures }
             }
-            SourceError::Transient {
-                message,
-                retry_after,
-            } => {
+            SourceError::Transient { cause, retry_after } => {
+                let message = cause.to_string();
                 self.count_read("failed");
                 let failures = self
                     .adapters
