@@ -217,3 +217,32 @@ async fn a_declared_length_over_the_cap_is_refused_before_reading() {
         "{detail}"
     );
 }
+
+#[tokio::test]
+async fn an_endless_chunked_ews_reply_stops_at_the_cap() {
+    use calvert::ews::client::{ClientError, Credentials, EwsClient, RetryPolicy, ServerConfig};
+    use calvert::ews::request::ServerVersion;
+    let exchange = StandIn::start(Answer::Endless).await;
+    let client = EwsClient::new(ServerConfig {
+        url: format!("http://{}/EWS/Exchange.asmx", exchange.addr),
+        credentials: Credentials::Basic {
+            user: "calvert".into(),
+            password: "secret".into(),
+        },
+        ca_bundle: None,
+        timeout: Duration::from_secs(30),
+        version: ServerVersion::Exchange2010Sp2,
+        retry: RetryPolicy::none(),
+    })
+    .unwrap();
+    let reply = client.call(None, "<Envelope/>".into()).await;
+    let Err(ClientError::Oversized { reason, .. }) = reply else {
+        panic!("{reply:?}");
+    };
+    assert!(reason.contains("larger than Calvert accepts"), "{reason}");
+    let written = exchange.written.load(Ordering::Relaxed);
+    assert!(
+        written < 48 * 1024 * 1024,
+        "the reader kept reading: {written} bytes sent"
+    );
+}

@@ -67,6 +67,9 @@ pub enum ClientError {
     Http { url: String, status: u16 },
     #[error("{url}: {error}")]
     Ews { url: String, error: EwsError },
+    /// A reply without a declared length went past the size cap while it was read.
+    #[error("{url}: {reason}")]
+    Oversized { url: String, reason: String },
     #[error(
         "the streaming connection to {url} sent neither events nor a keep-alive for {waited:?}: Calvert reconnects and resyncs (check proxies or load balancers that cut idle connections)"
     )]
@@ -122,7 +125,8 @@ impl ClientError {
             ClientError::Ews { error, .. } => error.action(),
             ClientError::Dns { .. }
             | ClientError::Unreachable { .. }
-            | ClientError::Unavailable { .. } => EwsAction::RetryLater,
+            | ClientError::Unavailable { .. }
+            | ClientError::Oversized { .. } => EwsAction::RetryLater,
             ClientError::StreamStalled { .. } | ClientError::StreamDropped { .. } => {
                 EwsAction::Resubscribe
             }

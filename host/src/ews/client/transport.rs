@@ -8,6 +8,7 @@ use super::{ClientError, EwsClient};
 use crate::ews::request::{Mailbox, ServerVersion};
 use crate::ews::response::EwsError;
 use crate::ews::xml::{MAX_REPLY_BYTES, XmlError};
+use crate::http_body::{BodyError, read_capped};
 
 /// MajorVersion/MinorVersion of a reply's `ServerVersionInfo`, read from its head
 /// (the first 4 KiB) without parsing the whole reply.
@@ -150,13 +151,16 @@ impl EwsClient {
         if let Some(error) = too_large(usize::try_from(announced).unwrap_or(usize::MAX)) {
             return Err(self.ews(error));
         }
-        let body = response
-            .bytes()
+        // Read only up to the cap, also when the reply does not say its length.
+        let body = read_capped(response, MAX_REPLY_BYTES)
             .await
-            .map_err(|e| ClientError::transport(&self.config.url, &e))?;
-        if let Some(error) = too_large(body.len()) {
-            return Err(self.ews(error));
-        }
+            .map_err(|error| match error {
+                BodyError::Transport(e) => ClientError::transport(&self.config.url, &e),
+                too_large @ BodyError::TooLarge { .. } => ClientError::Oversized {
+                    url: self.config.url.clone(),
+                    reason: too_large.to_string(),
+                },
+            })?;
         let text = String::from_utf8_lossy(&body).into_owned();
         if let Some(version) = server_version_in(&text) {
             *super::lock(&self.version) = version;
