@@ -1,13 +1,19 @@
 //! The push-notification listener: the "local web service address" of seed 000,
-//! where Exchange POSTs `SendNotification` for push subscriptions. Each notification
-//! goes to a channel; the answer says whether to keep the subscription.
+//! where Exchange POSTs `SendNotification` for push subscriptions.
+//!
+//! Anyone who reaches the port could post, so every subscription is made with a
+//! secret in its URL (`…/ews/push/<token>`, 128 random bits), and a POST is judged
+//! before any work is done: an unknown token is refused without reading the XML;
+//! a notification whose subscription is not the token's is refused and nothing of
+//! the POST is passed on; a subscription Calvert no longer follows is answered
+//! `Unsubscribe` and dropped. Only the rest reaches the channel.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -15,13 +21,37 @@ use tokio::sync::mpsc;
 
 use super::notification::{Notification, parse_events, send_notification_result};
 
-/// Decides, per subscription id, whether Calvert still wants its notifications.
-pub type KeepSubscription = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+/// What to do with one notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// A live subscription of this token: pass it on, answer OK.
+    Forward,
+    /// The token is Calvert's but the subscription is no longer followed: drop it,
+    /// answer Unsubscribe.
+    Unsubscribe,
+    /// The subscription belongs to another token (or none): refuse the whole POST.
+    Forged,
+}
+
+/// The subscriptions a listener serves, and the secrets in their URLs.
+pub trait PushSubscribers: Send + Sync {
+    /// Whether `token` is one Calvert put in a push URL (checked before the body is read).
+    fn knows(&self, token: &str) -> bool;
+    /// What to do with a notification for `subscription_id` posted with `token`.
+    fn verdict(&self, token: &str, subscription_id: &str) -> Verdict;
+}
+
+/// A fresh secret for a push URL: 128 random bits, as 32 hex digits.
+pub fn new_token() -> std::io::Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
 
 #[derive(Clone)]
 struct Listener {
     notifications: mpsc::Sender<Notification>,
-    keep: KeepSubscription,
+    subscribers: Arc<dyn PushSubscribers>,
 }
 
 /// A running listener.
@@ -33,9 +63,9 @@ pub struct PushListener {
 }
 
 impl PushListener {
-    /// The URL to give Exchange in the push subscription.
-    pub fn url(&self, host: &str) -> String {
-        format!("http://{host}:{}/ews/push", self.addr.port())
+    /// The URL to give Exchange in a push subscription with secret `token`.
+    pub fn url(&self, host: &str, token: &str) -> String {
+        format!("http://{host}:{}/ews/push/{token}", self.addr.port())
     }
 }
 
@@ -47,15 +77,18 @@ impl Drop for PushListener {
 
 /// Listen on `addr` (`0.0.0.0:port` to be reachable by Exchange; TLS belongs to a
 /// reverse proxy in front, as the "local web service SSL" setting says).
-pub async fn listen(addr: SocketAddr, keep: KeepSubscription) -> std::io::Result<PushListener> {
+pub async fn listen(
+    addr: SocketAddr,
+    subscribers: Arc<dyn PushSubscribers>,
+) -> std::io::Result<PushListener> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let (sender, receiver) = mpsc::channel(1024);
     let app = Router::new()
-        .route("/ews/push", post(notification))
+        .route("/ews/push/{token}", post(notification))
         .with_state(Listener {
             notifications: sender,
-            keep,
+            subscribers,
         });
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -67,17 +100,34 @@ pub async fn listen(addr: SocketAddr, keep: KeepSubscription) -> std::io::Result
     })
 }
 
-async fn notification(State(listener): State<Listener>, body: Bytes) -> Response {
+async fn notification(
+    State(listener): State<Listener>,
+    Path(token): Path<String>,
+    body: Bytes,
+) -> Response {
+    if !listener.subscribers.knows(&token) {
+        return (StatusCode::FORBIDDEN, "unknown push address\n").into_response();
+    }
     let text = String::from_utf8_lossy(&body);
     let reply = match parse_events(&text) {
         Ok(reply) => reply,
         // Not a notification Calvert can read: say so, keep nothing.
         Err(error) => return (StatusCode::BAD_REQUEST, error.to_string()).into_response(),
     };
+    let verdicts: Vec<Verdict> = reply
+        .notifications
+        .iter()
+        .map(|n| listener.subscribers.verdict(&token, &n.subscription_id))
+        .collect();
+    if verdicts.contains(&Verdict::Forged) {
+        tracing::warn!("a push notification for another subscription was refused");
+        return (StatusCode::FORBIDDEN, "not this address's subscription\n").into_response();
+    }
     let mut keep = true;
-    for notification in reply.notifications {
-        keep &= (listener.keep)(&notification.subscription_id);
-        if listener.notifications.send(notification).await.is_err() {
+    for (notification, verdict) in reply.notifications.into_iter().zip(verdicts) {
+        if verdict == Verdict::Unsubscribe {
+            keep = false;
+        } else if listener.notifications.send(notification).await.is_err() {
             keep = false;
         }
     }

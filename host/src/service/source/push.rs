@@ -22,8 +22,11 @@ impl EwsSource {
         mut stop: Shutdown,
     ) {
         let subscriptions = Subscriptions::new(&self.subscriptions);
-        let mut listener = match crate::ews::push::listen(settings.listen, subscriptions.keeper())
-            .await
+        let mut listener = match crate::ews::push::listen(
+            settings.listen,
+            subscriptions.push_book(),
+        )
+        .await
         {
             Ok(listener) => listener,
             Err(error) => {

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::ews::{EwsSource, mailbox};
 use super::{Change, SourceError, lock};
 use crate::ews::notification::{EventKind, Notification};
-use crate::ews::push::KeepSubscription;
+use crate::ews::push::{PushSubscribers, Verdict, new_token};
 
 /// How Exchange delivers a subscription's events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,13 +40,47 @@ struct Live {
 /// mailboxes) by subscription id, counted in the source's gauge while they live.
 pub(super) struct Subscriptions<'a> {
     live: Arc<Mutex<HashMap<String, Live>>>,
+    /// The secrets in push URLs (none for streaming).
+    tokens: Arc<Mutex<PushTokens>>,
     count: &'a AtomicUsize,
+}
+
+/// One secret per mailbox for the life of a push listener.
+#[derive(Default)]
+struct PushTokens {
+    by_token: HashMap<String, String>,
+    by_address: HashMap<String, String>,
+}
+
+/// The push listener's view of one watch's subscriptions.
+struct PushBook {
+    live: Arc<Mutex<HashMap<String, Live>>>,
+    tokens: Arc<Mutex<PushTokens>>,
+}
+
+impl PushSubscribers for PushBook {
+    fn knows(&self, token: &str) -> bool {
+        lock(&self.tokens).by_token.contains_key(token)
+    }
+
+    fn verdict(&self, token: &str, subscription_id: &str) -> Verdict {
+        let owner = lock(&self.tokens).by_token.get(token).cloned();
+        let Some(owner) = owner else {
+            return Verdict::Forged;
+        };
+        match lock(&self.live).get(subscription_id) {
+            Some(live) if live.address == owner => Verdict::Forward,
+            Some(_) => Verdict::Forged,
+            None => Verdict::Unsubscribe,
+        }
+    }
 }
 
 impl<'a> Subscriptions<'a> {
     pub(super) fn new(count: &'a AtomicUsize) -> Self {
         Subscriptions {
             live: Arc::default(),
+            tokens: Arc::default(),
             count,
         }
     }
@@ -99,10 +133,24 @@ impl<'a> Subscriptions<'a> {
             .collect()
     }
 
-    /// The push listener's answer to a notification: keep a live subscription.
-    pub(super) fn keeper(&self) -> KeepSubscription {
-        let live = self.live.clone();
-        Arc::new(move |id: &str| lock(&live).contains_key(id))
+    /// What the push listener checks each POST against.
+    pub(super) fn push_book(&self) -> Arc<dyn PushSubscribers> {
+        Arc::new(PushBook {
+            live: self.live.clone(),
+            tokens: self.tokens.clone(),
+        })
+    }
+
+    /// The secret for `address`'s push URL (made at its first subscribe).
+    fn token_for(&self, address: &str) -> std::io::Result<String> {
+        let mut tokens = lock(&self.tokens);
+        if let Some(token) = tokens.by_address.get(address) {
+            return Ok(token.clone());
+        }
+        let token = new_token()?;
+        tokens.by_token.insert(token.clone(), address.to_string());
+        tokens.by_address.insert(address.to_string(), token.clone());
+        Ok(token)
     }
 }
 
@@ -145,6 +193,22 @@ impl EwsSource {
     ) -> Option<Vec<String>> {
         let mut failed = Vec::new();
         for address in addresses {
+            let url;
+            let delivery = match delivery {
+                Delivery::Streaming => Delivery::Streaming,
+                Delivery::Push { url: base } => match subscriptions.token_for(&address) {
+                    Ok(token) => {
+                        url = format!("{base}/{token}");
+                        Delivery::Push { url: &url }
+                    }
+                    Err(error) => {
+                        tracing::error!(server = %self.name, mailbox = %address, %error, "cannot make a secret for the push URL; the system's random source failed");
+                        failed.push(address.clone());
+                        changes.send(Change::Unsubscribed(address)).ok()?;
+                        continue;
+                    }
+                },
+            };
             let change = match self.subscribe(&address, delivery).await {
                 Ok(subscription_id) => {
                     subscriptions.insert(subscription_id.clone(), address.clone());
@@ -259,8 +323,21 @@ mod tests {
             assert!(!subscriptions.follows("eva@flexi.se"));
             assert_eq!(subscriptions.heard("a"), Some("kim@flexi.se".into()));
             assert_eq!(subscriptions.heard("b"), None);
-            let keep = subscriptions.keeper();
-            assert!(keep("a") && !keep("b"));
+            let book = subscriptions.push_book();
+            let kim = subscriptions.token_for("kim@flexi.se").unwrap();
+            let eva = subscriptions.token_for("eva@flexi.se").unwrap();
+            assert_eq!(subscriptions.token_for("kim@flexi.se").unwrap(), kim);
+            assert_ne!(kim, eva);
+            assert_eq!(kim.len(), 32);
+            assert!(book.knows(&kim) && !book.knows("guess"));
+            assert_eq!(book.verdict(&kim, "a"), Verdict::Forward);
+            assert_eq!(
+                book.verdict(&eva, "a"),
+                Verdict::Forged,
+                "kim's subscription"
+            );
+            assert_eq!(book.verdict("guess", "a"), Verdict::Forged);
+            assert_eq!(book.verdict(&eva, "b"), Verdict::Unsubscribe, "b is gone");
             assert_eq!(count.load(Ordering::Relaxed), 6);
         }
         assert_eq!(
