@@ -62,7 +62,8 @@ pub(crate) struct Account {
     pub(crate) may_impersonate: Option<BTreeSet<String>>,
 }
 
-/// A pull subscription: the events of one mailbox's calendar after its creation.
+/// A subscription (pull, streaming or push): the events of one mailbox's calendar
+/// after its creation.
 #[derive(Debug)]
 pub(crate) struct Subscription {
     pub(crate) mailbox: String,
