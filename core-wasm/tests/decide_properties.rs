@@ -7,18 +7,14 @@ use calvert_core::{
     CalendarItem, DecidePolicy, Decision, FreeBusy, Instant, ItemKind, Response, ReturnTime,
     Trigger,
 };
+use calvert_testgen::strategy::item_list;
+use calvert_testgen::{ItemShape, Times};
 use proptest::prelude::*;
-use proptest::sample::Index;
 
 const ZONE: &str = "Europe/Stockholm";
 
 fn at(text: &str) -> Instant {
     parse_instant(text).unwrap()
-}
-
-/// 08:00 UTC on an ordinary (not DST) day; generated instants are minutes after it.
-fn base() -> Instant {
-    at("2026-11-25T08:00:00Z")
 }
 
 fn triggers() -> Vec<Trigger> {
@@ -47,108 +43,18 @@ fn decide_default(items: &[CalendarItem], now: Instant) -> Decision {
 }
 
 // ---------------------------------------------------------------------------
-// Generators
+// Generators (calvert-testgen's, shared with the fuzz targets and the differential
+// tests): valid items on a minute grid over five hours from 08:00 UTC on an ordinary
+// (not DST) day, a small id alphabet so that ids repeat (with equal or different
+// contents), and `now` on the same grid, sometimes half a minute off it.
 // ---------------------------------------------------------------------------
 
-fn free_busy() -> impl Strategy<Value = FreeBusy> {
-    prop_oneof![
-        4 => Just(FreeBusy::Busy),
-        2 => Just(FreeBusy::Oof),
-        2 => Just(FreeBusy::Free),
-        1 => Just(FreeBusy::Tentative),
-        1 => Just(FreeBusy::WorkingElsewhere),
-        1 => Just(FreeBusy::NoData),
-    ]
-}
-
-fn response() -> impl Strategy<Value = Response> {
-    prop_oneof![
-        3 => Just(Response::Unknown),
-        3 => Just(Response::Organizer),
-        3 => Just(Response::Accept),
-        1 => Just(Response::Tentative),
-        1 => Just(Response::Decline),
-        1 => Just(Response::NoResponse),
-    ]
-}
-
-fn kind() -> impl Strategy<Value = ItemKind> {
-    prop_oneof![
-        6 => Just(ItemKind::Single),
-        1 => Just(ItemKind::Occurrence),
-        1 => Just(ItemKind::Exception),
-        1 => Just(ItemKind::RecurringMaster),
-    ]
-}
-
-/// One item: instants on a minute grid within five hours of [`base`]; a small id
-/// alphabet so that ids repeat (with equal or different contents).
-fn item() -> impl Strategy<Value = CalendarItem> {
-    let ids = prop::sample::select(vec![
-        "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p",
-    ]);
-    let subjects = prop::sample::select(vec![
-        "",
-        "Lunch",
-        "Möte med kund",
-        "Kund möte",
-        "lunch, sedan möte",
-        "Lunchmöte",
-        "Semester",
-    ]);
-    let zones = prop::sample::select(vec![
-        None,
-        Some("W. Europe Standard Time"),
-        Some("Europe/Helsinki"),
-        Some("Nowhere Standard Time"),
-    ]);
-    (
-        (ids, 0i64..=300, -10i64..=180, subjects),
-        (free_busy(), response(), any::<bool>(), kind()),
-        (prop::bool::weighted(0.1), prop::bool::weighted(0.1), zones),
-    )
-        .prop_map(
-            |(
-                (id, start_min, len_min, subject),
-                (fb, resp, is_meeting, kind),
-                (cancelled, all_day, zone),
-            )| {
-                let start = base() + start_min * 60;
-                let mut item = CalendarItem::appointment(id, start, start + len_min * 60);
-                item.subject = subject.to_string();
-                item.free_busy = fb;
-                item.response = resp;
-                item.is_meeting = is_meeting;
-                item.kind = kind;
-                item.is_cancelled = cancelled;
-                item.is_all_day = all_day;
-                item.zone = zone.map(str::to_string);
-                item
-            },
-        )
-}
-
-/// Up to ~30 items, some of them exact copies of others (a server can return an item twice).
 fn items() -> impl Strategy<Value = Vec<CalendarItem>> {
-    (
-        prop::collection::vec(item(), 0..=24),
-        prop::collection::vec(any::<Index>(), 0..=6),
-    )
-        .prop_map(|(mut items, copies)| {
-            if !items.is_empty() {
-                for index in copies {
-                    let copy = items[index.index(items.len())].clone();
-                    items.push(copy);
-                }
-            }
-            items
-        })
+    item_list(ItemShape::MORNING)
 }
 
-/// `now`: on the minute grid of the items, sometimes half a minute off it.
 fn now() -> impl Strategy<Value = Instant> {
-    (0i64..=300, prop_oneof![3 => Just(0i64), 1 => Just(30i64)])
-        .prop_map(|(m, s)| base() + m * 60 + s)
+    calvert_testgen::strategy::now(Times::MORNING)
 }
 
 // ---------------------------------------------------------------------------

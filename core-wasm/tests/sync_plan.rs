@@ -10,6 +10,8 @@ use calvert_core::{
     MappingEntry, ProblemKind, Response, Sensitivity, Side, SyncAction, SyncPlan, SyncPolicy,
     SyncSkip, SyncSkipReason, fingerprint, plan_sync,
 };
+use calvert_testgen::strategy::{kind, one_item, sync_policy};
+use calvert_testgen::{Inputs, ItemShape};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
@@ -1105,54 +1107,14 @@ fn round(
 }
 
 // Generators ---------------------------------------------------------------
+//
+// Items' synced content and the policy are calvert-testgen's (shared with the fuzz
+// targets and the differential tests): hours from ten days back to three days ahead,
+// so some items are outside the window. The world, its edits and the changes between
+// rounds belong to this test's simulator.
 
-fn attendees() -> impl Strategy<Value = Vec<Attendee>> {
-    let all = vec![
-        attendee("anna@flexi.se", AttendeeRole::Required),
-        attendee("ANNA@FLEXI.SE", AttendeeRole::Optional),
-        attendee("carl@elsewhere.se", AttendeeRole::Required),
-        attendee("room-4@flexi.se", AttendeeRole::Resource),
-        attendee("kund@customer.se", AttendeeRole::Contact),
-        attendee("bo@flexi.se", AttendeeRole::Optional),
-    ];
-    prop::sample::subsequence(all, 0..=3)
-}
-
-/// An item's synced content: from ten days back to three days ahead, so some items are
-/// outside the window.
 fn content() -> impl Strategy<Value = CalendarItem> {
-    (
-        (-240i64..72, 1i64..=8, prop::sample::select(vec!["Lunch", "Möte", "Kurs", ""])),
-        (prop::sample::select(vec!["", "Rum 4"]), prop::sample::select(vec!["", "Agenda", "Agenda\r\n"])),
-        (
-            prop::option::of(prop::sample::select(vec![10u32, 15])),
-            prop::sample::select(vec![Response::Organizer, Response::Accept, Response::Unknown]),
-            prop_oneof![6 => Just(Sensitivity::Normal), 1 => Just(Sensitivity::Private), 1 => Just(Sensitivity::Confidential)],
-        ),
-        (prop::option::of(prop::sample::select(vec![-3i64, -2, -1])), attendees()),
-    )
-        .prop_map(|((start_h, len_h, subject), (location, body), (reminder, response, sensitivity), (modified, attendees))| {
-            let start = now() + start_h * HOUR;
-            let mut i = CalendarItem::appointment("", start, start + len_h * HOUR);
-            i.subject = subject.into();
-            i.location = location.into();
-            i.body = body.into();
-            i.reminder_minutes = reminder;
-            i.response = response;
-            i.sensitivity = sensitivity;
-            i.modified = modified.map(|h| now() + h * HOUR);
-            i.attendees = attendees;
-            i
-        })
-}
-
-fn kind() -> impl Strategy<Value = ItemKind> {
-    prop_oneof![
-        8 => Just(ItemKind::Single),
-        1 => Just(ItemKind::Occurrence),
-        1 => Just(ItemKind::Exception),
-        1 => Just(ItemKind::RecurringMaster),
-    ]
+    one_item(ItemShape::SYNCED, "")
 }
 
 /// What happened to one side of a synced pair since the last sync.
@@ -1284,19 +1246,7 @@ fn world() -> impl Strategy<Value = World> {
 }
 
 fn policy() -> impl Strategy<Value = SyncPolicy> {
-    (
-        prop::sample::select(vec![7u32, 7, 1, 30]),
-        any::<bool>(),
-        prop::bool::weighted(0.1),
-    )
-        .prop_map(
-            |(lookback_days, sync_private, mailbox_is_resource)| SyncPolicy {
-                lookback_days,
-                sync_private,
-                mailbox_is_resource,
-                integrated_users: vec!["anna@flexi.se".into(), "Bo@Flexi.se".into()],
-            },
-        )
+    sync_policy(Inputs::Valid)
 }
 
 /// Changes made on either calendar between two sync rounds.

@@ -4,46 +4,12 @@
 //! items does not matter.
 #![no_main]
 
-use arbitrary::{Arbitrary, Unstructured};
 use calvert_core::decide::decide_with_config;
-use calvert_fuzz::{
-    ArbDecidePolicy, ArbInstant, ArbItem, ArbTrigger, Choice, MAX_ITEMS, ZONES, build_items, build_triggers,
-    small_vec,
-};
+use calvert_testgen::DecideInput;
 use libfuzzer_sys::fuzz_target;
 
-/// Ids: a small alphabet so that duplicates (identical or not) are common.
-const IDS: &[&str] = &["a", "b", "c", "d", "AAMk1", "", "ä"];
-
-#[derive(Debug)]
-struct Input {
-    items: Vec<ArbItem>,
-    policy: ArbDecidePolicy,
-    triggers: Vec<ArbTrigger>,
-    zone: Choice,
-    now: ArbInstant,
-    rotate: u8,
-}
-
-impl<'a> Arbitrary<'a> for Input {
-    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
-        Ok(Input {
-            now: u.arbitrary()?,
-            zone: u.arbitrary()?,
-            policy: u.arbitrary()?,
-            triggers: small_vec(u, 4)?,
-            rotate: u.arbitrary()?,
-            items: small_vec(u, MAX_ITEMS)?,
-        })
-    }
-}
-
-fuzz_target!(|input: Input| {
-    let items = build_items(&input.items, IDS);
-    let policy = input.policy.get();
-    let triggers = build_triggers(&input.triggers);
-    let zone = input.zone.get(&ZONES);
-    let now = input.now.get();
+fuzz_target!(|input: DecideInput| {
+    let DecideInput { items, policy, triggers, zone, now, rotate } = input;
 
     let result = decide_with_config(&items, &policy, &triggers, &zone, now);
 
@@ -53,7 +19,7 @@ fuzz_target!(|input: Input| {
     let again = decide_with_config(&reversed, &policy, &triggers, &zone, now);
     let mut rotated = items.clone();
     if !rotated.is_empty() {
-        let k = usize::from(input.rotate) % rotated.len();
+        let k = usize::from(rotate) % rotated.len();
         rotated.rotate_left(k);
     }
     let rotated = decide_with_config(&rotated, &policy, &triggers, &zone, now);

@@ -3,34 +3,9 @@
 //! the order of the input lists does not matter.
 #![no_main]
 
-use arbitrary::{Arbitrary, Unstructured};
 use calvert_core::{ActionKind, CalendarItem, Side};
-use calvert_fuzz::{ArbInstant, ArbItem, ArbMapping, ArbSyncPolicy, build_items, build_mapping, small_vec};
+use calvert_testgen::SyncInput;
 use libfuzzer_sys::fuzz_target;
-
-const EXCHANGE_IDS: &[&str] = &["AAMk1", "AAMk2", "AAMk3", "AAMk4", "AAMk5", "x"];
-const BUSINESS_IDS: &[&str] = &["B1", "B2", "B3", "B4", "B5", "x"];
-
-#[derive(Debug)]
-struct Input {
-    exchange: Vec<ArbItem>,
-    business: Vec<ArbItem>,
-    mapping: Vec<ArbMapping>,
-    policy: ArbSyncPolicy,
-    now: ArbInstant,
-}
-
-impl<'a> Arbitrary<'a> for Input {
-    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
-        Ok(Input {
-            now: u.arbitrary()?,
-            policy: u.arbitrary()?,
-            mapping: small_vec(u, 6)?,
-            exchange: small_vec(u, 8)?,
-            business: small_vec(u, 8)?,
-        })
-    }
-}
 
 fn rev<T: Clone>(v: &[T]) -> Vec<T> {
     v.iter().rev().cloned().collect()
@@ -41,12 +16,8 @@ fn item<'a>(items: &'a [CalendarItem], id: Option<&str>) -> Option<&'a CalendarI
     items.iter().find(|i| i.id == id)
 }
 
-fuzz_target!(|input: Input| {
-    let exchange = build_items(&input.exchange, EXCHANGE_IDS);
-    let business = build_items(&input.business, BUSINESS_IDS);
-    let mapping = build_mapping(&input.mapping, EXCHANGE_IDS, BUSINESS_IDS, &exchange, &business);
-    let policy = input.policy.get();
-    let now = input.now.get();
+fuzz_target!(|input: SyncInput| {
+    let SyncInput { exchange, business, mapping, policy, now } = input;
 
     let result = calvert_core::plan_sync(&exchange, &business, &mapping, &policy, now);
 

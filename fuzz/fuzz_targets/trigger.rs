@@ -2,26 +2,12 @@
 //! characters is before the end) and is one of the configured triggers.
 #![no_main]
 
-use arbitrary::{Arbitrary, Unstructured};
-use calvert_fuzz::{ArbText, ArbTrigger, build_triggers, small_vec};
+use calvert_testgen::TriggerInput;
 use libfuzzer_sys::fuzz_target;
 use unicode_normalization::UnicodeNormalization;
 
-#[derive(Debug)]
-struct Input {
-    subject: ArbText,
-    triggers: Vec<ArbTrigger>,
-}
-
-impl<'a> Arbitrary<'a> for Input {
-    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
-        Ok(Input { triggers: small_vec(u, 8)?, subject: u.arbitrary()? })
-    }
-}
-
-fuzz_target!(|input: Input| {
-    let subject = input.subject.get();
-    let triggers = build_triggers(&input.triggers);
+fuzz_target!(|input: TriggerInput| {
+    let TriggerInput { subject, triggers } = input;
     let Ok(found) = calvert_core::trigger::resolve_trigger(&subject, &triggers) else { return };
     let Some(m) = found else { return };
     let chars = subject.nfc().count();

@@ -3,6 +3,10 @@
 
 #[path = "support/phones.rs"]
 mod phones;
+#[path = "support/prometheus.rs"]
+mod prometheus;
+#[path = "support/wait.rs"]
+mod wait;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -37,6 +41,11 @@ async fn killed_mid_work_and_restarted_nothing_is_lost_or_applied_twice() {
         exchange.add_mailbox(&format!("{user}@flexi.se"));
     }
     let sim = start(exchange.clone()).await.unwrap();
+    // The admin port, to see the outbox drain before the last stop.
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let phones = Phones::default();
     let phones_addr = phones.start().await;
 
@@ -44,7 +53,7 @@ async fn killed_mid_work_and_restarted_nothing_is_lost_or_applied_twice() {
         r#"
         [service]
         state_dir = "state"
-        admin_listen = ""
+        admin_listen = "{admin}"
         debounce_ms = 20
         [[exchange]]
         name = "sim"
@@ -134,7 +143,21 @@ async fn killed_mid_work_and_restarted_nothing_is_lost_or_applied_twice() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Let anything still queued drain, then stop.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    let http = reqwest::Client::new();
+    let metrics_url = format!("http://{admin}/metrics");
+    wait::until_async(wait::LIMIT, || async {
+        let text = match http.get(&metrics_url).send().await {
+            Ok(reply) => reply.text().await.map_err(|e| e.to_string())?,
+            Err(error) => return Err(format!("no metrics yet: {error}")),
+        };
+        let depth = prometheus::value(&text, "calvert_outbox_depth");
+        if text.contains("calvert_outbox_depth") && depth == 0.0 {
+            Ok(())
+        } else {
+            Err(format!("{depth} calls still queued"))
+        }
+    })
+    .await;
     child.kill().unwrap();
     child.wait().unwrap();
 

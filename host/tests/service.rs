@@ -1,207 +1,24 @@
 //! End-to-end: the real service against the Exchange simulator and an HTTP
-//! telephony receiver (tests/support/phones.rs), on the real clock.
+//! telephony receiver (tests/support/phones.rs), on the real clock; the world they
+//! run in is tests/support/world.rs.
 
 #[path = "support/phones.rs"]
 mod phones;
+#[path = "support/prometheus.rs"]
+mod prometheus;
+#[path = "support/wait.rs"]
+mod wait;
+#[path = "support/world.rs"]
+mod world;
 
-use std::path::Path;
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use calvert::DecisionCore;
 use calvert::component::wit::StatusEvent;
-use calvert::config::ServiceConfig;
 use calvert::diversion::utc;
-use calvert::service::{Adapters, Backoff, EwsSource, ServiceHandle};
-use calvert::store::{MemoryStore, Status};
-use calvert_exchange_sim::{Exchange, Fault, Server, SimItem, start};
-use phones::Phones;
-
-fn core() -> DecisionCore {
-    static CORE: OnceLock<DecisionCore> = OnceLock::new();
-    CORE.get_or_init(|| DecisionCore::load().unwrap()).clone()
-}
-
-fn now() -> i64 {
-    jiff::Timestamp::now().as_second()
-}
-
-struct World {
-    exchange: Exchange,
-    _sim: Server,
-    phones: Phones,
-    service: ServiceHandle,
-}
-
-fn config_text(sim: &Server, phones: std::net::SocketAddr) -> String {
-    format!(
-        r#"
-        [service]
-        admin_listen = "127.0.0.1:0"
-        debounce_ms = 50
-        zone = "Europe/Stockholm"
-        failures_before_error = 2
-        [[exchange]]
-        name = "sim"
-        url = "{ews}"
-        ssl = false
-        auth = "basic"
-        user = "calvert"
-        password = "secret"
-        timeout_ms = 5000
-        [[rule]]
-        server = "sim"
-        pattern = "flexi.se"
-        [[telephony]]
-        name = "pbx"
-        kind = "http"
-        url = "http://{phones}"
-        reads_back = true
-        timeout_ms = 2000
-        [[telephony_rule]]
-        target = "pbx"
-        pattern = "*"
-        [[trigger]]
-        word = "Lunch"
-        reason = "LUNCH"
-        [[trigger]]
-        word = "Möte"
-        reason = "MEETING"
-        [policy]
-        default_reason = "BACK"
-        oof_reason = "AWAY"
-        [[user]]
-        address = "kim@flexi.se"
-        integration_id = "1"
-        telephony_id = "1001"
-        [[user]]
-        address = "eva@flexi.se"
-        integration_id = "2"
-        telephony_id = "1002"
-        [[user]]
-        address = "ghost@flexi.se"
-        integration_id = "3"
-        telephony_id = "1003"
-        "#,
-        ews = sim.ews_url(),
-    )
-}
-
-/// A loopback port nobody listens on (for the push listener's URL).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl World {
-    async fn start() -> World {
-        World::start_with(false).await
-    }
-
-    /// `push`: notifications by push to a local listener (a "local web service
-    /// address"), StatusEvents every 200 ms, a subscription silent for 1 s renewed,
-    /// and no periodic resync to hide a lost notification.
-    async fn start_with(push: bool) -> World {
-        let exchange = Exchange::default();
-        exchange.add_account("calvert", "secret", Some(&["kim@flexi.se", "eva@flexi.se"]));
-        for mailbox in ["kim@flexi.se", "eva@flexi.se", "ghost@flexi.se"] {
-            exchange.add_mailbox(mailbox);
-        }
-        let sim = start(exchange.clone()).await.unwrap();
-        let phones = Phones::default();
-        let phones_addr = phones.start().await;
-        let mut text = config_text(&sim, phones_addr);
-        if push {
-            exchange.set_heartbeat(Duration::from_millis(200));
-            text = text.replace(
-                "timeout_ms = 5000",
-                &format!(
-                    "timeout_ms = 5000\npush_address = \"http://127.0.0.1:{}\"",
-                    free_port()
-                ),
-            );
-        }
-        let mut config = ServiceConfig::from_toml(
-            &text,
-            Path::new("calvert.toml"),
-            &std::collections::BTreeMap::new(),
-            &mut core().instance(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        // Fast safety-net resync so a removed manual diversion is noticed quickly.
-        config.resync = Duration::from_secs(if push { 600 } else { 1 });
-        let mut adapters =
-            Adapters::from_config(&config, Arc::new(MemoryStore::default())).unwrap();
-        if push {
-            let server = &config.exchange[0];
-            let mut source = EwsSource::new(
-                "sim",
-                server.url.clone(),
-                server.credentials.clone(),
-                None,
-                server.timeout,
-            )
-            .unwrap()
-            .with_push(server.push.clone());
-            source.push_silence = Duration::from_secs(1);
-            adapters.sources.insert("sim".into(), Arc::new(source));
-        }
-        let service = ServiceHandle::start(
-            config,
-            core(),
-            adapters,
-            Backoff {
-                base: Duration::from_millis(50),
-                max: Duration::from_millis(200),
-            },
-        )
-        .await
-        .unwrap();
-        World {
-            exchange,
-            _sim: sim,
-            phones,
-            service,
-        }
-    }
-
-    /// Wait (up to 10 s) until the phone's applied calls are exactly `expected`.
-    async fn expect_calls(&self, phone: &str, expected: &[String]) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let calls = self.phones.calls_for(phone);
-            if calls == expected {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline && calls.len() <= expected.len(),
-                "phone {phone}: expected {expected:?}, got {calls:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    /// Nothing more arrives for `phone` within `wait`.
-    async fn expect_quiet(&self, phone: &str, wait: Duration) {
-        let before = self.phones.calls_for(phone);
-        tokio::time::sleep(wait).await;
-        assert_eq!(self.phones.calls_for(phone), before);
-    }
-}
-
-fn set(reason: &str, until: i64) -> String {
-    format!("set {reason} {}", utc(until))
-}
-
-fn meeting(id: &str, subject: &str, start: i64, end: i64, response: &str) -> SimItem {
-    let mut item = SimItem::appointment(id, subject, start, end);
-    item.is_meeting = true;
-    item.my_response = response.into();
-    item
-}
+use calvert::store::Status;
+use calvert_exchange_sim::{Fault, SimItem};
+use wait::LIMIT;
+use world::{Notifications, World, meeting, now, set};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_resize_move_and_delete_follow_at_once() {
@@ -253,7 +70,7 @@ async fn meetings_count_once_accepted_and_an_organizer_move_asks_again() {
         "eva@flexi.se",
         invite(t - 60, t + 1200, "NoResponseReceived"),
     );
-    world.expect_quiet("1002", Duration::from_millis(600)).await;
+    world.expect_quiet("1002").await;
 
     world
         .exchange
@@ -292,13 +109,18 @@ async fn a_future_item_diverts_at_its_start_and_clears_at_its_end() {
         "kim@flexi.se",
         SimItem::appointment("k1", "Lunch", start, end),
     );
-    world.expect_quiet("1001", Duration::from_millis(800)).await;
+    world.expect_nothing_before("1001", start).await;
     world.expect_calls("1001", &[set("LUNCH", end)]).await;
     assert!(now() >= start, "diverted before the item started");
     world
         .expect_calls("1001", &[set("LUNCH", end), "clear".into()])
         .await;
     assert!(now() >= end, "cleared before the item ended");
+    let arrivals = world.phones.arrivals_for("1001");
+    assert!(
+        matches!(arrivals.as_slice(), [(_, set_at), (_, clear_at)] if *set_at >= start && *clear_at >= end),
+        "calls before their time (start {start}, end {end}): {arrivals:?}"
+    );
     world.service.shutdown(Duration::from_secs(2)).await;
 }
 
@@ -342,10 +164,10 @@ async fn a_manual_diversion_is_never_overwritten_and_control_resumes_when_it_is_
         "kim@flexi.se",
         SimItem::appointment("k1", "Lunch", t - 60, t + 900),
     );
-    // Several resyncs pass: the manual diversion stays.
-    world
-        .expect_quiet("1001", Duration::from_millis(2500))
-        .await;
+    // Several resyncs pass: the manual diversion stays (each step saw it and held).
+    world.expect_quiet("1001").await;
+    let held = world.metric("calvert_decisions_total{action=\"hold-manual\"}");
+    assert!(held >= 2.0, "held the manual diversion {held} times");
     assert_eq!(
         world.phones.shown("1001"),
         Some(("SICK".into(), utc(t + 7200)))
@@ -364,27 +186,22 @@ async fn telephony_down_then_up_delivers_everything_in_order_once() {
         "kim@flexi.se",
         SimItem::appointment("k1", "Lunch", t - 60, t + 600),
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    world.expect_outbox(1.0).await;
     world.exchange.delete_item("kim@flexi.se", "k1");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    world.expect_outbox(2.0).await;
     world.exchange.put_item(
         "kim@flexi.se",
         SimItem::appointment("k2", "Möte", t - 60, t + 1200),
     );
     // Three calls wait in the outbox (decided one after another, none delivered).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let metrics = world.service.metrics();
-        if metrics.contains("calvert_outbox_depth 3") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "three calls never waited:\n{metrics}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    world.expect_outbox(3.0).await;
     assert!(world.phones.calls().is_empty());
+    // The outage was hit: the service tried to deliver and was refused.
+    wait::until(LIMIT, || match world.phones.refused_calls() {
+        0 => Err("no call reached the phone receiver while it was down".to_string()),
+        refused => Ok(refused),
+    })
+    .await;
     world.phones.set_down(false);
     world
         .expect_calls(
@@ -396,26 +213,63 @@ async fn telephony_down_then_up_delivers_everything_in_order_once() {
             ],
         )
         .await;
-    world.expect_quiet("1001", Duration::from_millis(500)).await;
+    world.expect_quiet("1001").await;
     assert_eq!(world.phones.repeats(), 0);
     world.service.shutdown(Duration::from_secs(2)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_stream_and_throttling_end_in_a_resync() {
-    let world = World::start().await;
+    // No periodic resync: only the service's answer to the broken stream brings a
+    // missed change in.
+    let world = World::start_with(Notifications::StreamingOnly).await;
     let t = now();
-    // Let the service subscribe, then break the stream and throttle the next call.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Let the service subscribe and settle, then break the stream and throttle the
+    // next call. The next request is a stream reconnect, which the server ends in
+    // mid-envelope; the service waits, subscribes again (the throttled call) and
+    // reads the calendars again.
+    let first = world.subscribed("kim@flexi.se").await;
+    world.settled().await;
+    let from = world.exchange.requests().len();
     world.exchange.inject(Fault::DropStream);
     world
         .exchange
         .inject(Fault::ServerBusy { back_off_ms: 200 });
+    let dropped = wait::until(LIMIT, || match world.requests_since(from).first() {
+        Some(op) => Ok(op.clone()),
+        None => Err("no request after the faults were injected".to_string()),
+    })
+    .await;
+    assert_eq!(
+        dropped, "GetStreamingEvents",
+        "the stream fault missed the stream"
+    );
+    // A change while no stream is open: no notification can bring it.
     world.exchange.put_item(
         "kim@flexi.se",
         SimItem::appointment("k1", "Lunch", t - 60, t + 600),
     );
+    let since = world.requests_since(from);
+    assert!(
+        !since.iter().any(|op| op == "Subscribe"),
+        "subscribed again before the change was made, so it was not missed: {since:?}"
+    );
     world.expect_calls("1001", &[set("LUNCH", t + 600)]).await;
+    // Both faults were hit: kim has a new subscription, and between the dropped stream
+    // and the next one the three mailboxes subscribed again, the throttled one twice.
+    let second = world.subscribed_anew("kim@flexi.se", Some(&first)).await;
+    let since = world.requests_since(from);
+    let subscribes = since
+        .iter()
+        .skip(1)
+        .take_while(|op| *op != "GetStreamingEvents")
+        .filter(|op| *op == "Subscribe")
+        .count();
+    assert_eq!(
+        subscribes, 4,
+        "three mailboxes subscribe again, the throttled one twice: {since:?}"
+    );
+
     world.exchange.expire_subscriptions("kim@flexi.se");
     world.exchange.put_item(
         "kim@flexi.se",
@@ -424,6 +278,8 @@ async fn a_dropped_stream_and_throttling_end_in_a_resync() {
     world
         .expect_calls("1001", &[set("LUNCH", t + 600), set("LUNCH", t + 700)])
         .await;
+    // The expiry was noticed: kim subscribed again.
+    world.subscribed_anew("kim@flexi.se", Some(&second)).await;
     world.service.shutdown(Duration::from_secs(2)).await;
 }
 
@@ -469,13 +325,37 @@ async fn a_mailbox_the_account_may_not_open_goes_to_error_and_can_be_restarted()
             .administer("kim@flexi.se", StatusEvent::Restart)
             .is_err()
     );
-    // Passive users are untouched.
+    // Passive users are untouched: the change reaches the service (kim's watermark
+    // moves, kim's task is woken) while Eva's steps go on, and kim's phone is neither
+    // called nor read.
     let t = now();
+    let watermark = world.service.user("kim@flexi.se").and_then(|r| r.watermark);
+    let (calls, reads) = (
+        world.phones.calls_for("1001"),
+        world.phones.reads_of("1001"),
+    );
     world.exchange.put_item(
         "kim@flexi.se",
         SimItem::appointment("k1", "Lunch", t - 60, t + 600),
     );
-    world.expect_quiet("1001", Duration::from_millis(600)).await;
+    wait::until(LIMIT, || {
+        let now_at = world.service.user("kim@flexi.se").and_then(|r| r.watermark);
+        if now_at.is_some() && now_at != watermark {
+            Ok(())
+        } else {
+            Err(format!(
+                "kim's change never reached the service: {now_at:?}"
+            ))
+        }
+    })
+    .await;
+    world.read_back("1002", 3).await;
+    assert_eq!(world.phones.calls_for("1001"), calls);
+    assert_eq!(
+        world.phones.reads_of("1001"),
+        reads,
+        "a passive user's phone was read"
+    );
     assert_eq!(
         world
             .service
@@ -537,16 +417,7 @@ async fn the_admin_port_serves_health_metrics_and_users() {
     assert_eq!(users[0]["address"], "kim@flexi.se");
     // The live connection: subscription, watermark of the newest event, last sync.
     // (Subscribed first, so the change below arrives as a notification.)
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while world
-        .service
-        .user("kim@flexi.se")
-        .and_then(|r| r.subscription_id)
-        .is_none()
-    {
-        assert!(Instant::now() < deadline, "kim was never subscribed");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    world.subscribed("kim@flexi.se").await;
     let t = now();
     world.exchange.put_item(
         "kim@flexi.se",
@@ -591,7 +462,7 @@ async fn the_admin_port_serves_health_metrics_and_users() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_notifications_drive_the_service_and_a_silent_subscription_is_renewed() {
-    let world = World::start_with(true).await;
+    let world = World::start_with(Notifications::Push).await;
     let t = now();
     world.exchange.put_item(
         "kim@flexi.se",
@@ -635,8 +506,8 @@ async fn push_notifications_drive_the_service_and_a_silent_subscription_is_renew
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_service_account_leaves_users_active_and_heals_when_fixed() {
     let world = World::start().await;
-    // Give the service time to subscribe, then the password changes on the server.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The service subscribes, then the password changes on the server.
+    world.subscribed("kim@flexi.se").await;
     world.exchange.add_account(
         "calvert",
         "rotated",
@@ -647,9 +518,19 @@ async fn a_refused_service_account_leaves_users_active_and_heals_when_fixed() {
         "kim@flexi.se",
         SimItem::appointment("k1", "Lunch", t - 60, t + 600),
     );
-    // Several refused reads (more than failures_before_error = 2): nobody goes to
-    // Error for the server's sake.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Several refused reads (more than failures_before_error = 2, for each of kim and
+    // Eva: six in all): nobody goes to Error for the server's sake.
+    let server_failed = "calvert_calendar_reads_total{outcome=\"server-failed\"}";
+    wait::until(Duration::from_secs(30), || {
+        let status = world.service.status("kim@flexi.se");
+        let refused = world.metric(server_failed);
+        if refused >= 6.0 || status != Some(Status::Active) {
+            Ok(())
+        } else {
+            Err(format!("{refused} refused reads; kim {status:?}"))
+        }
+    })
+    .await;
     assert_eq!(world.service.status("kim@flexi.se"), Some(Status::Active));
     let metrics = world.service.metrics();
     assert!(

@@ -7,6 +7,8 @@
 
 use calvert::CoreError;
 use calvert_core as native;
+use calvert_testgen::strategy::{decide_input, now, route_input, sync_input, trigger_input, zone};
+use calvert_testgen::{DecideInput, Inputs, ItemShape, SyncInput, Times};
 use calvert_tests::generate::{self, BASE};
 use calvert_tests::{Convert, instance};
 use proptest::prelude::*;
@@ -100,21 +102,22 @@ fn eval_answers_are_byte_identical() {
 fn typed_decide_is_identical() {
     let core = std::cell::RefCell::new(instance());
     let mut runner = TestRunner::new(cases(3000));
-    let input = (
-        generate::items(),
-        generate::policy(),
-        generate::triggers(),
-        generate::zone(),
-        generate::now(),
-    );
     runner
-        .run(&input, |(items, policy, triggers, zone, now)| {
-            let here = native::decide::decide_with_config(&items, &policy, &triggers, zone, now);
+        .run(&decide_input(ItemShape::TWO_DAYS), |input| {
+            let DecideInput {
+                items,
+                policy,
+                triggers,
+                zone,
+                now,
+                ..
+            } = input;
+            let here = native::decide::decide_with_config(&items, &policy, &triggers, &zone, now);
             let there = core.borrow_mut().decide(
                 &items.convert(),
                 &policy.convert(),
                 &triggers.convert(),
-                zone,
+                &zone,
                 now,
             );
             same(here, there, "decide")?;
@@ -127,13 +130,16 @@ fn typed_decide_is_identical() {
 fn typed_plan_sync_is_identical() {
     let core = std::cell::RefCell::new(instance());
     let mut runner = TestRunner::new(cases(2000));
-    let input = (
-        generate::sync_input(),
-        generate::sync_policy(),
-        generate::now(),
-    );
+    let input = sync_input(ItemShape::TWO_DAYS_EXCHANGE, ItemShape::TWO_DAYS_BUSINESS);
     runner
-        .run(&input, |((exchange, business, mapping), policy, now)| {
+        .run(&input, |input| {
+            let SyncInput {
+                exchange,
+                business,
+                mapping,
+                policy,
+                now,
+            } = input;
             let here = native::plan_sync(&exchange, &business, &mapping, &policy, now);
             let there = core.borrow_mut().plan_sync(
                 &exchange.convert(),
@@ -161,22 +167,22 @@ fn typed_route_trigger_reconcile_and_zones_are_identical() {
         })
     };
     let input = (
-        generate::address(),
-        generate::rules(),
-        generate::subject(),
-        generate::triggers(),
+        route_input(Inputs::Mixed),
+        trigger_input(Inputs::Mixed),
         phone(),
         phone(),
         phone(),
-        generate::zone(),
-        generate::now(),
+        zone(Inputs::Mixed),
+        now(Times::TWO_DAYS),
     );
     runner
         .run(
             &input,
-            |(address, rules, subject, triggers, desired, last, shown, zone, now)| {
-                let r_native = native::route(address, &rules);
-                let r_component = core.borrow_mut().route(address, &rules.convert());
+            |(route, trigger, desired, last, shown, zone, now)| {
+                let (address, rules) = (route.address, route.rules);
+                let (subject, triggers) = (trigger.subject, trigger.triggers);
+                let r_native = native::route(&address, &rules);
+                let r_component = core.borrow_mut().route(&address, &rules.convert());
                 same(r_native, r_component, "route")?;
                 let t_native = native::resolve_trigger(&subject, &triggers);
                 let t_component = core
@@ -198,8 +204,8 @@ fn typed_route_trigger_reconcile_and_zones_are_identical() {
                     .unwrap();
                 prop_assert_eq!(a, b.convert());
                 let local_native =
-                    native::zone::Zone::parse(zone).and_then(|z| z.local_string(now));
-                let local_component = core.borrow_mut().instant_to_local(now, zone);
+                    native::zone::Zone::parse(&zone).and_then(|z| z.local_string(now));
+                let local_component = core.borrow_mut().instant_to_local(now, &zone);
                 prop_assert_eq!(local_native.ok(), local_component.ok());
                 Ok(())
             },

@@ -1,8 +1,10 @@
 //! A telephony system for tests: the receiving side of docs/diversion-http.md.
 //!
 //! It keeps each phone's diversion, remembers idempotency keys (a repeated key is
-//! acknowledged but not applied again, and counted), can be taken down (503), and
-//! lets a test set a manual diversion as a person at the switchboard would.
+//! acknowledged but not applied again, and counted), can be taken down (503, and
+//! each refused request counted), counts the read-backs of each phone (the service
+//! reads a phone back in a mailbox step, after reading the calendar), and lets a test
+//! set a manual diversion as a person at the switchboard would.
 
 #![allow(dead_code)]
 
@@ -23,6 +25,8 @@ pub struct Call {
     /// "set REASON until" or "clear".
     pub what: String,
     pub key: String,
+    /// When it arrived (seconds since the epoch).
+    pub arrived: i64,
 }
 
 #[derive(Default)]
@@ -31,6 +35,12 @@ struct State_ {
     calls: Vec<Call>,
     keys: HashSet<String>,
     repeats: usize,
+    /// Read-backs (GET) per phone, answered or refused.
+    reads: BTreeMap<String, usize>,
+    /// Sets and clears refused while down.
+    refused_calls: usize,
+    /// Read-backs refused while down.
+    refused_reads: usize,
     down: bool,
     /// How long each set or clear takes to answer, after it is applied.
     delay: std::time::Duration,
@@ -62,6 +72,30 @@ impl Phones {
     /// Calls that arrived again with a key already applied.
     pub fn repeats(&self) -> usize {
         self.lock().repeats
+    }
+
+    /// The phone's applied calls with their arrival times (seconds since the epoch).
+    pub fn arrivals_for(&self, phone: &str) -> Vec<(String, i64)> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.phone == phone)
+            .map(|c| (c.what, c.arrived))
+            .collect()
+    }
+
+    /// How many times the service read this phone's diversion back.
+    pub fn reads_of(&self, phone: &str) -> usize {
+        self.lock().reads.get(phone).copied().unwrap_or(0)
+    }
+
+    /// Sets and clears refused (503) while the receiver was down.
+    pub fn refused_calls(&self) -> usize {
+        self.lock().refused_calls
+    }
+
+    /// Read-backs refused (503) while the receiver was down.
+    pub fn refused_reads(&self) -> usize {
+        self.lock().refused_reads
     }
 
     /// What the phone shows: (reason, until in UTC).
@@ -147,6 +181,7 @@ impl Phones {
         let delay = {
             let mut state = self.lock();
             if state.down {
+                state.refused_calls += 1;
                 return StatusCode::SERVICE_UNAVAILABLE.into_response();
             }
             if !state.keys.insert(key.clone()) {
@@ -157,6 +192,7 @@ impl Phones {
                 phone: phone.clone(),
                 what,
                 key,
+                arrived: jiff::Timestamp::now().as_second(),
             });
             match shown {
                 Some(shown) => state.shown.insert(phone, shown),
@@ -170,8 +206,10 @@ impl Phones {
 }
 
 async fn current(State(phones): State<Phones>, Path(phone): Path<String>) -> Response {
-    let state = phones.lock();
+    let mut state = phones.lock();
+    *state.reads.entry(phone.clone()).or_default() += 1;
     if state.down {
+        state.refused_reads += 1;
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     match state.shown.get(&phone) {
