@@ -125,11 +125,9 @@ async fn notification(
     }
     let mut keep = true;
     for (notification, verdict) in reply.notifications.into_iter().zip(verdicts) {
-        if verdict == Verdict::Unsubscribe {
-            keep = false;
-        } else if listener.notifications.send(notification).await.is_err() {
-            keep = false;
-        }
+        let passed_on =
+            verdict == Verdict::Forward && listener.notifications.send(notification).await.is_ok();
+        keep &= passed_on;
     }
     (
         StatusCode::OK,
