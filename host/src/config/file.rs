@@ -1,0 +1,190 @@
+//! `calvert.toml` as written: the sections serde reads, before any check.
+//!
+//! Unknown keys are refused (`deny_unknown_fields`), so a typo is an error, not a
+//! silently ignored setting. Defaults here are the documented ones
+//! (`docs/calvert.example.toml`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::component::wit::DecidePolicy;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct File {
+    #[serde(default)]
+    pub(super) service: ServiceSection,
+    #[serde(default)]
+    pub(super) exchange: Vec<ExchangeSection>,
+    #[serde(default)]
+    pub(super) rule: Vec<RuleSection>,
+    #[serde(default)]
+    pub(super) telephony: Vec<TelephonySection>,
+    #[serde(default)]
+    pub(super) telephony_rule: Vec<RuleSection>,
+    #[serde(default)]
+    pub(super) trigger: Vec<TriggerSection>,
+    #[serde(default)]
+    pub(super) policy: PolicySection,
+    #[serde(default)]
+    pub(super) user: Vec<UserSection>,
+}
+
+/// `[service]`: where state lives, the admin address, timings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct ServiceSection {
+    pub(super) state_dir: PathBuf,
+    pub(super) admin_listen: Option<String>,
+    pub(super) zone: String,
+    pub(super) window_days: u32,
+    pub(super) resync_minutes: u32,
+    pub(super) debounce_ms: u64,
+    pub(super) failures_before_error: u32,
+    pub(super) cache_mb: u64,
+}
+
+impl Default for ServiceSection {
+    fn default() -> Self {
+        ServiceSection {
+            state_dir: PathBuf::from("calvert-state"),
+            admin_listen: Some("127.0.0.1:9185".into()),
+            zone: "Europe/Stockholm".into(),
+            window_days: 2,
+            resync_minutes: 15,
+            debounce_ms: 300,
+            failures_before_error: 5,
+            cache_mb: 64,
+        }
+    }
+}
+
+/// One `[[exchange]]` server and how Calvert signs in to it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ExchangeSection {
+    pub(super) name: String,
+    /// The EWS URL; found by Autodiscover when absent and `autodiscover` is on.
+    pub(super) url: Option<String>,
+    pub(super) host: Option<String>,
+    #[serde(default)]
+    pub(super) autodiscover: bool,
+    pub(super) domain: Option<String>,
+    #[serde(default = "yes")]
+    pub(super) ssl: bool,
+    pub(super) auth: String,
+    pub(super) user: Option<String>,
+    #[serde(flatten)]
+    pub(super) password: SecretSection,
+    pub(super) client_id: Option<String>,
+    pub(super) token_url: Option<String>,
+    pub(super) client_secret: Option<String>,
+    pub(super) client_secret_env: Option<String>,
+    pub(super) client_secret_file: Option<PathBuf>,
+    pub(super) scope: Option<String>,
+    pub(super) ca_bundle: Option<PathBuf>,
+    /// The "local web service address" for push notifications (seed 000).
+    pub(super) push_address: Option<String>,
+    #[serde(default)]
+    pub(super) push_ssl: bool,
+    /// Where the push listener binds (default 0.0.0.0 and the port of push_address).
+    pub(super) push_listen: Option<String>,
+    #[serde(default = "default_timeout_ms")]
+    pub(super) timeout_ms: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_timeout_ms() -> u64 {
+    30_000
+}
+
+/// A password given literally, by environment variable or by file.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct SecretSection {
+    pub(super) password: Option<String>,
+    pub(super) password_env: Option<String>,
+    pub(super) password_file: Option<PathBuf>,
+}
+
+/// One `[[rule]]` or `[[telephony_rule]]`: addresses matching `pattern` go to `server`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RuleSection {
+    #[serde(alias = "target")]
+    pub(super) server: String,
+    pub(super) pattern: String,
+    #[serde(default)]
+    pub(super) priority: i32,
+}
+
+/// One `[[telephony]]` target.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TelephonySection {
+    pub(super) name: String,
+    pub(super) kind: String,
+    pub(super) url: Option<String>,
+    #[serde(default)]
+    pub(super) headers: BTreeMap<String, String>,
+    /// Header values taken from environment variables: header → variable.
+    #[serde(default)]
+    pub(super) headers_env: BTreeMap<String, String>,
+    #[serde(default = "default_telephony_timeout_ms")]
+    pub(super) timeout_ms: u64,
+    #[serde(default)]
+    pub(super) reads_back: bool,
+}
+
+fn default_telephony_timeout_ms() -> u64 {
+    5_000
+}
+
+/// One `[[trigger]]` word and the reason code it sets.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TriggerSection {
+    pub(super) word: String,
+    pub(super) reason: String,
+}
+
+/// `[policy]`: when to divert and with which reason.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct PolicySection {
+    pub(super) divert_on: Vec<String>,
+    pub(super) count_tentative: bool,
+    pub(super) default_reason: String,
+    pub(super) oof_reason: Option<String>,
+    pub(super) return_time: String,
+}
+
+impl Default for PolicySection {
+    fn default() -> Self {
+        let core = DecidePolicy::default();
+        PolicySection {
+            divert_on: vec!["busy".into(), "oof".into()],
+            count_tentative: core.count_tentative_response,
+            default_reason: core.default_reason,
+            oof_reason: core.oof_reason,
+            return_time: "block-end".into(),
+        }
+    }
+}
+
+/// One `[[user]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UserSection {
+    pub(super) address: String,
+    pub(super) integration_id: Option<String>,
+    pub(super) telephony_id: Option<String>,
+    pub(super) zone: Option<String>,
+    #[serde(default = "yes")]
+    pub(super) enabled: bool,
+}

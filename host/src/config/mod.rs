@@ -1,0 +1,257 @@
+//! `calvert.toml`: what an administrator configures (seed 000), read and checked once.
+//!
+//! [`ServiceConfig::load`] is the only way to get a [`ServiceConfig`]: it parses the
+//! TOML, resolves secrets (from the file itself, an environment variable or a file),
+//! and checks everything it can before the service starts — servers, both kinds of
+//! rules (through the core's `validate-config`), trigger words, the policy, zones and
+//! users. Every problem is reported with its key (`user[3].zone: …`), all at once,
+//! so an administrator fixes the file in one pass and the service never starts half
+//! configured. `docs/calvert.example.toml` is the annotated example.
+//!
+//! One file per part: `file` is the TOML as written; `check` runs the checks
+//! section by section (`service`, `exchange`, `secret`, `rules`, `telephony`,
+//! `policy`, `users`, each in its own file) and collects the problems `error`
+//! reports.
+
+mod check;
+mod error;
+mod exchange;
+mod file;
+#[cfg(test)]
+mod fixture;
+mod policy;
+mod rules;
+mod secret;
+mod service;
+mod telephony;
+mod users;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::component::CoreInstance;
+use crate::component::wit::{DecidePolicy, Rule, Trigger};
+use crate::ews::client::Credentials;
+
+pub use error::{ConfigError, ConfigProblem};
+pub use secret::{Environment, ProcessEnvironment};
+
+/// A configuration that passed every check. Only [`ServiceConfig::load`] and
+/// [`ServiceConfig::from_toml`] make one (outside this crate it cannot be built).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServiceConfig {
+    pub state_dir: PathBuf,
+    pub admin_listen: Option<SocketAddr>,
+    pub default_zone: String,
+    /// How far ahead the calendar is read (the past is read back to the start of today).
+    pub window: Duration,
+    /// The safety-net reconcile of every mailbox.
+    pub resync: Duration,
+    /// Notifications arriving within this time are handled as one.
+    pub debounce: Duration,
+    pub failures_before_error: u32,
+    pub cache_bytes: u64,
+    pub exchange: Vec<ExchangeServer>,
+    pub rules: Vec<Rule>,
+    pub telephony: Vec<TelephonyTarget>,
+    pub telephony_rules: Vec<Rule>,
+    pub triggers: Vec<Trigger>,
+    pub policy: DecidePolicy,
+    pub users: Vec<User>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExchangeServer {
+    pub name: String,
+    /// Known EWS URL, or None when Autodiscover finds it per mailbox.
+    pub url: Option<String>,
+    /// The service account, its user name already qualified by the configured
+    /// Windows domain ("Domän").
+    pub credentials: Credentials,
+    pub ca_bundle: Option<PathBuf>,
+    /// Push notifications instead of streaming, when a local web service address is
+    /// configured (seed 000).
+    pub push: Option<PushSettings>,
+    pub timeout: Duration,
+}
+
+/// Exchange posts notifications to `url`; Calvert listens on `listen`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushSettings {
+    pub url: String,
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub enum TelephonyKind {
+    Log,
+    Http {
+        url: String,
+        headers: Vec<(String, String)>,
+        reads_back: bool,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct TelephonyTarget {
+    pub name: String,
+    pub kind: TelephonyKind,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub address: String,
+    pub integration_id: Option<String>,
+    /// The user's id in the telephony system (the address when not given).
+    pub telephony_id: String,
+    pub zone: String,
+    pub enabled: bool,
+    /// The Exchange server and telephony target the rules chose; None when no rule
+    /// matches, which puts the user in Error ("no route", semantics §4) without
+    /// stopping anyone else.
+    pub exchange: Option<String>,
+    pub telephony: Option<String>,
+}
+
+impl ServiceConfig {
+    /// Read, parse and check `path`; secrets from the process environment.
+    pub fn load(path: &Path, core: &mut CoreInstance) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text, path, &ProcessEnvironment, core)
+    }
+
+    /// Parse and check a configuration text. `path` names it in messages and anchors
+    /// relative paths (state_dir, secret files, CA bundles).
+    pub fn from_toml(
+        text: &str,
+        path: &Path,
+        env: &dyn Environment,
+        core: &mut CoreInstance,
+    ) -> Result<Self, ConfigError> {
+        let file: file::File = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().replace('\n', "\n  "),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut check = check::Check {
+            problems: Vec::new(),
+            env,
+            base,
+        };
+        let config = check.config(file, core)?;
+        if check.problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                problems: check.problems,
+            })
+        }
+    }
+
+    /// The configured user with this address.
+    pub fn user(&self, address: &str) -> Option<&User> {
+        self.users
+            .iter()
+            .find(|u| u.address.eq_ignore_ascii_case(address))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixture::{MINIMAL, load, problems};
+    use super::*;
+
+    #[test]
+    fn the_annotated_example_loads() {
+        let text = include_str!("../../../docs/calvert.example.toml");
+        let config = load(
+            text,
+            &[
+                ("CALVERT_MAIL1_PASSWORD", "s3cret"),
+                ("CALVERT_PBX_TOKEN", "Bearer t"),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.users.len(), 3);
+        let kim = config.user("KIM@flexi.se").unwrap();
+        assert_eq!(kim.exchange.as_deref(), Some("mail1"));
+        assert_eq!(kim.telephony.as_deref(), Some("pbx-stockholm"));
+        let aino = config.user("aino@fi.flexi.se").unwrap();
+        assert_eq!(aino.telephony.as_deref(), Some("pbx-helsinki"));
+        assert_eq!(config.state_dir, Path::new("/var/lib/calvert"));
+        match &config.exchange[0].credentials {
+            Credentials::Basic { password, .. } => assert_eq!(password, "s3cret"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_fill_what_is_left_out() {
+        let config = load(MINIMAL, &[]).unwrap();
+        assert_eq!(config.default_zone, "Europe/Stockholm");
+        assert_eq!(config.users[0].telephony_id, "kim@flexi.se");
+        assert_eq!(config.users[0].zone, "Europe/Stockholm");
+        assert_eq!(config.policy, DecidePolicy::default());
+        assert_eq!(config.resync, Duration::from_secs(15 * 60));
+    }
+
+    #[test]
+    fn every_problem_is_listed_by_key() {
+        let text = MINIMAL.replace(
+            "pattern = \"flexi.se\"",
+            "pattern = \"flexi.se\"\n[[rule]]\nserver = \"mail9\"\npattern = \"x@@\"\n",
+        ) + r#"
+        [[user]]
+        address = "not-an-address"
+        [[user]]
+        address = "eva@flexi.se"
+        zone = "Mars/Olympus"
+        [[user]]
+        address = "kim@flexi.se"
+        integration_id = "2"
+        [[trigger]]
+        word = ""
+        reason = "X"
+        [policy]
+        return_time = "soon"
+        divert_on = ["busy", "asleep"]
+        "#;
+        let found = problems(&text);
+        let keys: Vec<&str> = found.iter().map(|p| p.key.as_str()).collect();
+        for expected in [
+            "rule[1].server",
+            "user[1].address",
+            "user[2].zone",
+            "user[2].integration_id",
+            "user[3].address",
+            "trigger",
+            "policy.return_time",
+            "policy.divert_on[1]",
+        ] {
+            assert!(
+                keys.contains(&expected),
+                "{expected} missing from {found:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn syntax_errors_and_unknown_keys_say_where() {
+        let err = load("[[exchange]\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("not valid TOML"), "{err}");
+        let err = load(
+            &MINIMAL.replace("auth = \"basic\"", "auth = \"basic\"\npasword = \"typo\""),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("pasword"), "{err}");
+    }
+}

@@ -1,0 +1,113 @@
+//! [`MemoryStore`]: the store for tests, benchmarks and the demo.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use super::{DiversionCall, OutboxEntry, Store, StoreError, UserRecord, user_key};
+use crate::lock::lock;
+
+/// A store that forgets everything when dropped.
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<MemoryState>,
+}
+
+#[derive(Default)]
+struct MemoryState {
+    users: BTreeMap<String, UserRecord>,
+    outbox: BTreeMap<(String, u64), OutboxEntry>,
+}
+
+impl MemoryStore {
+    fn state(&self) -> std::sync::MutexGuard<'_, MemoryState> {
+        // A panic while holding the lock leaves consistent data (every change is
+        // one insert or remove), so a poisoned lock is still usable.
+        lock(&self.state)
+    }
+}
+
+impl Store for MemoryStore {
+    fn user(&self, address: &str) -> Result<Option<UserRecord>, StoreError> {
+        Ok(self.state().users.get(&user_key(address)).cloned())
+    }
+
+    fn update_user(
+        &self,
+        address: &str,
+        change: &mut dyn FnMut(&mut UserRecord),
+    ) -> Result<UserRecord, StoreError> {
+        let mut state = self.state();
+        let record = state.users.entry(user_key(address)).or_default();
+        let next_seq = record.next_seq;
+        change(record);
+        record.next_seq = record.next_seq.max(next_seq);
+        Ok(record.clone())
+    }
+
+    fn note_user(
+        &self,
+        address: &str,
+        change: &mut dyn FnMut(&mut UserRecord),
+    ) -> Result<(), StoreError> {
+        self.update_user(address, change).map(|_| ())
+    }
+
+    fn users(&self) -> Result<Vec<(String, UserRecord)>, StoreError> {
+        Ok(self
+            .state()
+            .users
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn enqueue(
+        &self,
+        address: &str,
+        call: DiversionCall,
+        decided_at: i64,
+    ) -> Result<OutboxEntry, StoreError> {
+        let mut state = self.state();
+        let key = user_key(address);
+        let record = state.users.entry(key.clone()).or_default();
+        let seq = record.next_seq;
+        record.next_seq += 1;
+        let entry = OutboxEntry {
+            address: key.clone(),
+            seq,
+            call,
+            decided_at,
+        };
+        state.outbox.insert((key, seq), entry.clone());
+        Ok(entry)
+    }
+
+    fn outbox(&self, address: &str) -> Result<Vec<OutboxEntry>, StoreError> {
+        let key = user_key(address);
+        Ok(self
+            .state()
+            .outbox
+            .range((key.clone(), 0)..=(key, u64::MAX))
+            .map(|(_, e)| e.clone())
+            .collect())
+    }
+
+    fn complete(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let key = user_key(&entry.address);
+        if state.outbox.remove(&(key.clone(), entry.seq)).is_some() {
+            state.users.entry(key).or_default().last_applied = entry.call.applied();
+        }
+        Ok(())
+    }
+
+    fn pending_users(&self) -> Result<Vec<String>, StoreError> {
+        let mut users: Vec<String> = self.state().outbox.keys().map(|(a, _)| a.clone()).collect();
+        users.dedup();
+        Ok(users)
+    }
+
+    fn outbox_depth(&self) -> Result<usize, StoreError> {
+        Ok(self.state().outbox.len())
+    }
+}

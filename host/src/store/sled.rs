@@ -1,0 +1,362 @@
+//! [`SledStore`]: the service's store, on sled, with group commit so that many
+//! mailboxes changing at once share disk flushes.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use super::{DiversionCall, OutboxEntry, Store, StoreError, UserRecord, user_key};
+use crate::lock::lock;
+
+/// The service's store: sled 0.34 with a bounded page cache. Every change is
+/// flushed before the method returns. sled takes a lock on the directory, so a
+/// second Calvert on the same state directory fails to open it (with a sentence).
+pub struct SledStore {
+    db: sled::Db,
+    users: sled::Tree,
+    outbox: sled::Tree,
+    commit: GroupCommit,
+}
+
+/// Group commit: a caller that needs its write durable takes a ticket; one caller at
+/// a time flushes, and its flush covers every ticket taken before it began, so callers
+/// waiting meanwhile return without a disk write of their own. Ten thousand mailboxes
+/// due at the same second cost a few flushes, not ten thousand in a row.
+#[derive(Default)]
+struct GroupCommit {
+    state: Mutex<CommitState>,
+    flushed: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct CommitState {
+    /// Tickets handed out (each after its caller's write).
+    requested: u64,
+    /// Every ticket up to here is durable.
+    durable: u64,
+    flushing: bool,
+    flushes: u64,
+}
+
+impl SledStore {
+    /// Open (or create) the database in `path`, with a page cache of `cache_bytes`.
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .mode(sled::Mode::LowSpace)
+            .open()
+            .map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
+        let users = db.open_tree("users")?;
+        let outbox = db.open_tree("outbox")?;
+        Ok(SledStore {
+            db,
+            users,
+            outbox,
+            commit: GroupCommit::default(),
+        })
+    }
+
+    /// Read, change and write one user's record in a transaction (not flushed).
+    fn change_user(
+        &self,
+        address: &str,
+        change: &mut dyn FnMut(&mut UserRecord),
+    ) -> Result<UserRecord, StoreError> {
+        let key = user_key(address);
+        let change = std::cell::RefCell::new(change);
+        self.users
+            .transaction(|users| {
+                let mut record = stored_record(users, &key)?;
+                let next_seq = record.next_seq;
+                (change.borrow_mut())(&mut record);
+                record.next_seq = record.next_seq.max(next_seq);
+                users.insert(key.as_bytes(), encode(&record))?;
+                Ok(record)
+            })
+            .map_err(transaction_error)
+    }
+
+    /// Make every write this thread has done durable (see [`GroupCommit`]).
+    fn flush(&self) -> Result<(), StoreError> {
+        let mut state = lock(&self.commit.state);
+        state.requested += 1;
+        let ticket = state.requested;
+        loop {
+            if state.durable >= ticket {
+                return Ok(());
+            }
+            if state.flushing {
+                state = self
+                    .commit
+                    .flushed
+                    .wait(state)
+                    .unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            state.flushing = true;
+            let covers = state.requested;
+            drop(state);
+            let result = self.db.flush();
+            state = lock(&self.commit.state);
+            state.flushing = false;
+            state.flushes += 1;
+            if result.is_ok() {
+                state.durable = state.durable.max(covers);
+            }
+            self.commit.flushed.notify_all();
+            // On failure the waiting callers try the flush again themselves.
+            result?;
+        }
+    }
+
+    /// Disk flushes so far (for the benchmark).
+    pub fn flushes(&self) -> u64 {
+        lock(&self.commit.state).flushes
+    }
+}
+
+fn outbox_key(address: &str, seq: u64) -> Vec<u8> {
+    let mut key = user_key(address).into_bytes();
+    key.push(0);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        detail: e.to_string(),
+    })
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Plain structs of strings and numbers: serialising cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+/// A user's record as a transaction sees it (the default when never written).
+fn stored_record(
+    users: &sled::transaction::TransactionalTree,
+    key: &str,
+) -> Result<UserRecord, sled::transaction::ConflictableTransactionError<StoreError>> {
+    match users.get(key.as_bytes())? {
+        Some(bytes) => decode(key.as_bytes(), &bytes).map_err(abort),
+        None => Ok(UserRecord::default()),
+    }
+}
+
+/// A failure inside a sled transaction: sled's own, or a record we cannot read.
+fn abort(e: StoreError) -> sled::transaction::ConflictableTransactionError<StoreError> {
+    sled::transaction::ConflictableTransactionError::Abort(e)
+}
+
+fn transaction_error(e: sled::transaction::TransactionError<StoreError>) -> StoreError {
+    match e {
+        sled::transaction::TransactionError::Abort(e) => e,
+        sled::transaction::TransactionError::Storage(e) => StoreError::Database(e),
+    }
+}
+
+impl Store for SledStore {
+    fn user(&self, address: &str) -> Result<Option<UserRecord>, StoreError> {
+        let key = user_key(address);
+        match self.users.get(key.as_bytes())? {
+            Some(bytes) => Ok(Some(decode(key.as_bytes(), &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn update_user(
+        &self,
+        address: &str,
+        change: &mut dyn FnMut(&mut UserRecord),
+    ) -> Result<UserRecord, StoreError> {
+        let record = self.change_user(address, change)?;
+        self.flush()?;
+        Ok(record)
+    }
+
+    fn note_user(
+        &self,
+        address: &str,
+        change: &mut dyn FnMut(&mut UserRecord),
+    ) -> Result<(), StoreError> {
+        self.change_user(address, change).map(|_| ())
+    }
+
+    fn users(&self) -> Result<Vec<(String, UserRecord)>, StoreError> {
+        self.users
+            .iter()
+            .map(|kv| {
+                let (key, value) = kv?;
+                Ok((
+                    String::from_utf8_lossy(&key).into_owned(),
+                    decode(&key, &value)?,
+                ))
+            })
+            .collect()
+    }
+
+    fn enqueue(
+        &self,
+        address: &str,
+        call: DiversionCall,
+        decided_at: i64,
+    ) -> Result<OutboxEntry, StoreError> {
+        use sled::Transactional;
+        let key = user_key(address);
+        let entry = (&self.users, &self.outbox)
+            .transaction(|(users, outbox)| {
+                let mut record = stored_record(users, &key)?;
+                let entry = OutboxEntry {
+                    address: key.clone(),
+                    seq: record.next_seq,
+                    call: call.clone(),
+                    decided_at,
+                };
+                record.next_seq += 1;
+                users.insert(key.as_bytes(), encode(&record))?;
+                outbox.insert(outbox_key(&key, entry.seq), encode(&entry))?;
+                Ok(entry)
+            })
+            .map_err(transaction_error)?;
+        self.flush()?;
+        Ok(entry)
+    }
+
+    fn outbox(&self, address: &str) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut prefix = user_key(address).into_bytes();
+        prefix.push(0);
+        self.outbox
+            .scan_prefix(prefix)
+            .map(|kv| {
+                let (key, value) = kv?;
+                decode(&key, &value)
+            })
+            .collect()
+    }
+
+    fn complete(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
+        use sled::Transactional;
+        let key = user_key(&entry.address);
+        (&self.users, &self.outbox)
+            .transaction(|(users, outbox)| {
+                if outbox.remove(outbox_key(&key, entry.seq))?.is_none() {
+                    return Ok(());
+                }
+                let mut record = stored_record(users, &key)?;
+                record.last_applied = entry.call.applied();
+                users.insert(key.as_bytes(), encode(&record))?;
+                Ok(())
+            })
+            .map_err(transaction_error)?;
+        self.flush()
+    }
+
+    fn pending_users(&self) -> Result<Vec<String>, StoreError> {
+        let mut users = Vec::new();
+        for kv in self.outbox.iter() {
+            let (key, _) = kv?;
+            let address = key.split(|b| *b == 0).next().unwrap_or_default();
+            let address = String::from_utf8_lossy(address).into_owned();
+            if users.last() != Some(&address) {
+                users.push(address);
+            }
+        }
+        Ok(users)
+    }
+
+    fn outbox_depth(&self) -> Result<usize, StoreError> {
+        Ok(self.outbox.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Status;
+    use crate::store::suite::{TempDir, temp_dir};
+
+    /// Open `dir` again once the store dropped before it has let go: sled releases
+    /// the directory lock from its flusher thread shortly after the drop, later on a
+    /// loaded machine.
+    fn reopen(dir: &Path) -> SledStore {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match SledStore::open(dir, 1 << 20) {
+                Ok(store) => return store,
+                Err(StoreError::Open {
+                    source: sled::Error::Io(e),
+                    ..
+                }) if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn concurrent_writers_are_all_durable_through_the_group_commit() {
+        let dir = TempDir(temp_dir("group"));
+        let calls = 16 * 25;
+        {
+            let store = std::sync::Arc::new(SledStore::open(&dir.0, 1 << 20).unwrap());
+            let writers: Vec<_> = (0..16)
+                .map(|w| {
+                    let store = store.clone();
+                    std::thread::spawn(move || {
+                        for i in 0..25 {
+                            let address = format!("user{w}@flexi.se");
+                            let entry = store.enqueue(&address, DiversionCall::Clear, i).unwrap();
+                            assert_eq!(entry.seq, i as u64);
+                        }
+                    })
+                })
+                .collect();
+            for writer in writers {
+                writer.join().unwrap();
+            }
+            assert!(store.flushes() >= 1 && store.flushes() <= calls);
+        }
+        let store = reopen(&dir.0);
+        assert_eq!(store.outbox_depth().unwrap(), calls as usize);
+        for w in 0..16 {
+            let seqs: Vec<u64> = store
+                .outbox(&format!("user{w}@flexi.se"))
+                .unwrap()
+                .iter()
+                .map(|e| e.seq)
+                .collect();
+            assert_eq!(seqs, (0..25).collect::<Vec<u64>>());
+        }
+    }
+
+    #[test]
+    fn sled_keeps_everything_across_a_reopen() {
+        let dir = TempDir(temp_dir("reopen"));
+        let entry = {
+            let store = SledStore::open(&dir.0, 1 << 20).unwrap();
+            store
+                .update_user("kim@flexi.se", &mut |r| r.status = Status::Active)
+                .unwrap();
+            store
+                .enqueue("kim@flexi.se", DiversionCall::Clear, 5)
+                .unwrap()
+        };
+        let store = reopen(&dir.0);
+        assert_eq!(store.outbox("kim@flexi.se").unwrap(), vec![entry]);
+        assert_eq!(
+            store.user("kim@flexi.se").unwrap().unwrap().status,
+            Status::Active
+        );
+        assert_eq!(store.user("kim@flexi.se").unwrap().unwrap().next_seq, 1);
+    }
+}

@@ -1,0 +1,130 @@
+//! The one test suite every store must pass (`store_suite!`), run here against
+//! [`MemoryStore`] and [`SledStore`].
+
+use super::*;
+
+/// One suite, run against every store (as Stalwart runs its storage tests against
+/// every backend).
+macro_rules! store_suite {
+    ($name:ident, $make:expr) => {
+        mod $name {
+            use super::*;
+
+            fn set(reason: &str, until: i64) -> DiversionCall {
+                DiversionCall::Set {
+                    reason: reason.into(),
+                    until,
+                    until_local: String::new(),
+                }
+            }
+
+            #[test]
+            fn a_user_record_round_trips_and_addresses_ignore_case() {
+                let (store, _dir) = $make;
+                assert_eq!(store.user("kim@flexi.se").unwrap(), None);
+                let record = UserRecord {
+                    status: Status::Error("no route".into()),
+                    last_sync: Some(1_700_000_000),
+                    watermark: Some("AQAAAA==".into()),
+                    ..UserRecord::default()
+                };
+                let written = store
+                    .update_user("Kim@Flexi.se", &mut |r| *r = record.clone())
+                    .unwrap();
+                assert_eq!(written, record);
+                assert_eq!(store.user("kim@flexi.se").unwrap(), Some(record));
+                assert_eq!(store.users().unwrap().len(), 1);
+                store
+                    .update_user("kim@flexi.se", &mut |r| r.consecutive_failures = 3)
+                    .unwrap();
+                store
+                    .note_user("kim@flexi.se", &mut |r| {
+                        r.last_sync = Some(1_800_000_000);
+                        r.consecutive_failures = 0;
+                    })
+                    .unwrap();
+                let synced = store.user("kim@flexi.se").unwrap().unwrap();
+                assert_eq!(
+                    (synced.last_sync, synced.consecutive_failures),
+                    (Some(1_800_000_000), 0)
+                );
+                assert_eq!(synced.status, Status::Error("no route".into()));
+            }
+
+            #[test]
+            fn the_outbox_keeps_order_per_user_and_never_reuses_a_number() {
+                let (store, _dir) = $make;
+                let a = store.enqueue("kim@flexi.se", set("LUNCH", 10), 1).unwrap();
+                let b = store
+                    .enqueue("kim@flexi.se", DiversionCall::Clear, 2)
+                    .unwrap();
+                let c = store
+                    .enqueue("eva@flexi.se", set("MEETING", 20), 3)
+                    .unwrap();
+                assert_eq!((a.seq, b.seq, c.seq), (0, 1, 0));
+                assert_eq!(
+                    store.outbox("kim@flexi.se").unwrap(),
+                    vec![a.clone(), b.clone()]
+                );
+                assert_eq!(store.outbox_depth().unwrap(), 3);
+                assert_eq!(
+                    store.pending_users().unwrap(),
+                    vec!["eva@flexi.se".to_string(), "kim@flexi.se".to_string()]
+                );
+
+                store.complete(&a).unwrap();
+                assert_eq!(
+                    store.user("kim@flexi.se").unwrap().unwrap().last_applied,
+                    Some(Applied {
+                        reason: "LUNCH".into(),
+                        until: 10
+                    })
+                );
+                // Completing twice changes nothing.
+                store.complete(&a).unwrap();
+                store.complete(&b).unwrap();
+                assert_eq!(
+                    store.user("kim@flexi.se").unwrap().unwrap().last_applied,
+                    None
+                );
+                assert!(store.outbox("kim@flexi.se").unwrap().is_empty());
+
+                // A record written from an old copy cannot roll the sequence back.
+                store
+                    .update_user("kim@flexi.se", &mut |r| *r = UserRecord::default())
+                    .unwrap();
+                let d = store
+                    .enqueue("kim@flexi.se", DiversionCall::Clear, 4)
+                    .unwrap();
+                assert_eq!(d.seq, 2);
+                assert_ne!(d.idempotency_key(), a.idempotency_key());
+            }
+        }
+    };
+}
+
+/// A fresh directory for a test's database.
+pub(super) fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "calvert-store-{name}-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Removes the directory when the test ends.
+pub(super) struct TempDir(pub std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+store_suite!(memory, (MemoryStore::default(), ()));
+store_suite!(sled_store, {
+    let dir = temp_dir("suite");
+    (SledStore::open(&dir, 1 << 20).unwrap(), TempDir(dir))
+});
