@@ -70,54 +70,69 @@ fn attendees(item: &Element, list: &str, role: AttendeeRole, out: &mut Vec<Atten
     }
 }
 
-/// Map one `t:CalendarItem` element.
-pub fn calendar_item(item: &Element) -> Result<CalendarItem, ItemError> {
-    let item_id = item.child(TYPES_NS, "ItemId");
-    let id = item_id.and_then(|i| i.attr("Id")).unwrap_or("").to_string();
-    if id.is_empty() {
-        return Err(ItemError {
-            id,
-            problem: "it has no ItemId".into(),
-        });
+/// Required attendees, then optional ones, then resources.
+fn people(item: &Element) -> Vec<Attendee> {
+    let mut people = Vec::new();
+    for (list, role) in [
+        ("RequiredAttendees", AttendeeRole::Required),
+        ("OptionalAttendees", AttendeeRole::Optional),
+        ("Resources", AttendeeRole::Resource),
+    ] {
+        attendees(item, list, role, &mut people);
     }
-    let missing = |name: &str| ItemError {
-        id: id.clone(),
-        problem: format!("it has no {name}: request it in the item shape"),
-    };
-    let start = instant(item, "Start", &id)?.ok_or_else(|| missing("Start"))?;
-    let end = instant(item, "End", &id)?.ok_or_else(|| missing("End"))?;
-    let free_busy = match item.child_text(TYPES_NS, "LegacyFreeBusyStatus") {
+    people
+}
+
+/// The trimmed text of a child, empty when Exchange did not send it.
+fn text_of(item: &Element, name: &str) -> String {
+    item.child_text(TYPES_NS, name).unwrap_or("").to_string()
+}
+
+fn free_busy(item: &Element) -> FreeBusy {
+    match item.child_text(TYPES_NS, "LegacyFreeBusyStatus") {
         Some("Free") => FreeBusy::Free,
         Some("Tentative") => FreeBusy::Tentative,
         Some("OOF") => FreeBusy::Oof,
         Some("WorkingElsewhere") => FreeBusy::WorkingElsewhere,
         Some("NoData") => FreeBusy::NoData,
         _ => FreeBusy::Busy,
-    };
-    let response = match item.child_text(TYPES_NS, "MyResponseType") {
+    }
+}
+
+fn response(item: &Element) -> Response {
+    match item.child_text(TYPES_NS, "MyResponseType") {
         Some("Organizer") => Response::Organizer,
         Some("Tentative") => Response::Tentative,
         Some("Accept") => Response::Accept,
         Some("Decline") => Response::Decline,
         Some("NoResponseReceived") => Response::NoResponse,
         _ => Response::Unknown,
-    };
-    let kind = match item.child_text(TYPES_NS, "CalendarItemType") {
+    }
+}
+
+fn kind(item: &Element) -> ItemKind {
+    match item.child_text(TYPES_NS, "CalendarItemType") {
         Some("RecurringMaster") => ItemKind::RecurringMaster,
         Some("Occurrence") => ItemKind::Occurrence,
         Some("Exception") => ItemKind::Exception,
         _ => ItemKind::Single,
-    };
-    let sensitivity = match item.child_text(TYPES_NS, "Sensitivity") {
+    }
+}
+
+fn sensitivity(item: &Element) -> Sensitivity {
+    match item.child_text(TYPES_NS, "Sensitivity") {
         Some("Personal") => Sensitivity::Personal,
         Some("Private") => Sensitivity::Private,
         Some("Confidential") => Sensitivity::Confidential,
         _ => Sensitivity::Normal,
-    };
-    // `StartTimeZoneId` (2013+) or `StartTimeZone/@Id` (2010+), normally a Windows id.
-    // `TimeZone` is a display string ("(UTC+01:00) Amsterdam…") and never read as an id.
-    let zone = item
-        .child_text(TYPES_NS, "StartTimeZoneId")
+    }
+}
+
+/// The zone the item was made in: `StartTimeZoneId` (2013+) or `StartTimeZone/@Id`
+/// (2010+), normally a Windows id. `TimeZone` is a display string ("(UTC+01:00)
+/// Amsterdam…") and never read as an id.
+fn zone(item: &Element) -> Option<String> {
+    item.child_text(TYPES_NS, "StartTimeZoneId")
         .or_else(|| {
             item.child(TYPES_NS, "StartTimeZone")
                 .and_then(|z| z.attr("Id"))
@@ -130,40 +145,46 @@ pub fn calendar_item(item: &Element) -> Result<CalendarItem, ItemError> {
             }
         })
         .filter(|z| !z.is_empty() && *z != "Customized Time Zone")
-        .map(str::to_string);
-    let reminder_minutes = match flag(item, "ReminderIsSet") {
+        .map(str::to_string)
+}
+
+/// `ReminderMinutesBeforeStart`, unless `ReminderIsSet` says there is no reminder.
+fn reminder_minutes(item: &Element) -> Option<u32> {
+    match flag(item, "ReminderIsSet") {
         Some(false) => None,
         _ => item
             .child_text(TYPES_NS, "ReminderMinutesBeforeStart")
             .and_then(|m| m.parse::<u32>().ok()),
-    };
-    let mut people = Vec::new();
-    attendees(
-        item,
-        "RequiredAttendees",
-        AttendeeRole::Required,
-        &mut people,
-    );
-    attendees(
-        item,
-        "OptionalAttendees",
-        AttendeeRole::Optional,
-        &mut people,
-    );
-    attendees(item, "Resources", AttendeeRole::Resource, &mut people);
+    }
+}
+
+/// A time the item must have: missing or not RFC 3339 makes the item unreadable.
+fn required_instant(item: &Element, name: &str, id: &str) -> Result<i64, ItemError> {
+    instant(item, name, id)?.ok_or_else(|| ItemError {
+        id: id.to_string(),
+        problem: format!("it has no {name}: request it in the item shape"),
+    })
+}
+
+/// Map one `t:CalendarItem` element.
+pub fn calendar_item(item: &Element) -> Result<CalendarItem, ItemError> {
+    let item_id = item.child(TYPES_NS, "ItemId");
+    let id = item_id.and_then(|i| i.attr("Id")).unwrap_or("").to_string();
+    if id.is_empty() {
+        return Err(ItemError {
+            id,
+            problem: "it has no ItemId".into(),
+        });
+    }
+    let start = required_instant(item, "Start", &id)?;
+    let end = required_instant(item, "End", &id)?;
     Ok(CalendarItem {
         change_key: item_id
             .and_then(|i| i.attr("ChangeKey"))
             .unwrap_or("")
             .to_string(),
-        subject: item
-            .child_text(TYPES_NS, "Subject")
-            .unwrap_or("")
-            .to_string(),
-        location: item
-            .child_text(TYPES_NS, "Location")
-            .unwrap_or("")
-            .to_string(),
+        subject: text_of(item, "Subject"),
+        location: text_of(item, "Location"),
         body: item
             .child(TYPES_NS, "Body")
             .map(|b| b.text.clone())
@@ -171,17 +192,17 @@ pub fn calendar_item(item: &Element) -> Result<CalendarItem, ItemError> {
         start,
         end,
         is_all_day: flag(item, "IsAllDayEvent").unwrap_or(false),
-        zone,
-        free_busy,
-        response,
+        zone: zone(item),
+        free_busy: free_busy(item),
+        response: response(item),
         is_meeting: flag(item, "IsMeeting").unwrap_or(false),
         is_cancelled: flag(item, "IsCancelled").unwrap_or(false),
-        kind,
-        sensitivity,
-        reminder_minutes,
+        kind: kind(item),
+        sensitivity: sensitivity(item),
+        reminder_minutes: reminder_minutes(item),
         created: instant(item, "DateTimeCreated", &id)?,
         modified: instant(item, "LastModifiedTime", &id)?,
-        attendees: people,
+        attendees: people(item),
         id,
     })
 }

@@ -200,109 +200,161 @@ impl Discoverer {
         }
     }
 
+    /// The cached settings of `key`, while they are fresh.
+    fn cached(&self, key: &str) -> Option<UserSettings> {
+        self.cache()
+            .get(key)
+            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .map(|(settings, _)| settings.clone())
+    }
+
     /// The EWS settings of `mailbox`, from the cache or by asking.
     pub async fn discover(&self, mailbox: &str) -> Result<UserSettings, DiscoveryError> {
         let key = mailbox.trim().to_ascii_lowercase();
-        if let Some((settings, at)) = self.cache().get(&key)
-            && at.elapsed() < self.ttl
-        {
-            return Ok(settings.clone());
+        if let Some(settings) = self.cached(&key) {
+            return Ok(settings);
         }
-        let mut address = key.clone();
-        let mut queue = self.candidates_for(&address)?;
-        let mut redirects = Redirects::default();
-        let mut tried = Vec::new();
-        let mut last = String::from("no answer");
-        // Domains whose SRV record was asked for already.
-        let mut srv_asked: Vec<String> = Vec::new();
-        loop {
-            let Some(url) = queue.pop_front() else {
-                // Step 5, after the others: the SRV record of the address's domain.
-                let domain = address.rsplit_once('@').map(|(_, d)| d.to_string());
-                match domain {
-                    Some(domain) if self.endpoints.is_none() && !srv_asked.contains(&domain) => {
-                        srv_asked.push(domain.clone());
-                        tried.push(format!("DNS SRV {}", srv_name(&domain)));
-                        match lookup_srv(self.name_server, &domain, self.timeout).await {
-                            Ok(records) if srv_candidates(&records).is_empty() => {
-                                last = format!("no usable SRV record {}", srv_name(&domain));
-                            }
-                            Ok(records) => queue.extend(srv_candidates(&records)),
-                            Err(e) => last = format!("SRV {}: {e}", srv_name(&domain)),
-                        }
-                        continue;
-                    }
-                    _ => break,
-                }
-            };
-            tried.push(url.clone());
-            let soap = url.ends_with(".svc");
-            let request = if url.starts_with("http://") && !soap {
-                // The unauthenticated GET: only a redirect to https is of use.
-                self.http.get(&url)
-            } else {
-                let body = if soap {
-                    get_user_settings_request(&address, &url)
-                } else {
-                    pox_request(&address)
-                };
-                self.http
-                    .post(&url)
-                    .basic_auth(&self.user, Some(&self.password))
-                    .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")
-                    .body(body)
-            };
-            let response = match request.send().await {
-                Ok(response) => response,
-                Err(e) => {
-                    last = format!("{url}: {e}");
-                    continue;
-                }
-            };
-            let status = response.status();
-            if status.is_redirection() {
-                let location = response
-                    .headers()
-                    .get(reqwest::header::LOCATION)
-                    .and_then(|l| l.to_str().ok())
-                    .unwrap_or("");
-                redirects.follow(location)?;
-                queue.push_front(location.to_string());
-                continue;
-            }
-            if !status.is_success() {
-                last = format!("{url}: HTTP {status}");
-                continue;
-            }
-            let text = response.text().await.unwrap_or_default();
-            let answer = if soap {
-                parse_get_user_settings(&text)
-            } else {
-                parse_pox(&text)
-            };
-            match answer {
-                Ok(Discovery::Found(settings)) => {
-                    self.cache()
-                        .insert(key, (settings.clone(), tokio::time::Instant::now()));
-                    return Ok(settings);
-                }
-                Ok(Discovery::RedirectAddress(target)) => {
-                    redirects.follow(&target)?;
-                    address = target.trim().to_ascii_lowercase();
-                    queue = self.candidates_for(&address)?;
-                }
-                Ok(Discovery::RedirectUrl(target)) => {
-                    redirects.follow(&target)?;
-                    queue.push_front(target);
-                }
-                Err(refused @ AutodiscoverError::Refused { .. }) => return Err(refused.into()),
-                Err(other) => last = format!("{url}: {other}"),
+        let mut lookup = Lookup {
+            queue: self.candidates_for(&key)?,
+            address: key.clone(),
+            redirects: Redirects::default(),
+            tried: Vec::new(),
+            last: String::from("no answer"),
+            srv_asked: Vec::new(),
+        };
+        while let Some(url) = self.next_candidate(&mut lookup).await {
+            lookup.tried.push(url.clone());
+            if let Some(settings) = self.ask(&mut lookup, &url).await? {
+                self.cache()
+                    .insert(key, (settings.clone(), tokio::time::Instant::now()));
+                return Ok(settings);
             }
         }
         Err(DiscoveryError::NotFound {
             mailbox: key,
-            tried,
-            last,
+            tried: lookup.tried,
+            last: lookup.last,
         })
     }
+
+    /// The next URL to ask. When the candidates are used up, step 5 (after the
+    /// others) adds those of the SRV record of the address's domain, once per domain.
+    async fn next_candidate(&self, lookup: &mut Lookup) -> Option<String> {
+        loop {
+            if let Some(url) = lookup.queue.pop_front() {
+                return Some(url);
+            }
+            let domain = lookup
+                .address
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_string())?;
+            if self.endpoints.is_some() || lookup.srv_asked.contains(&domain) {
+                return None;
+            }
+            lookup.srv_asked.push(domain.clone());
+            lookup.tried.push(format!("DNS SRV {}", srv_name(&domain)));
+            match lookup_srv(self.name_server, &domain, self.timeout).await {
+                Ok(records) if srv_candidates(&records).is_empty() => {
+                    lookup.last = format!("no usable SRV record {}", srv_name(&domain));
+                }
+                Ok(records) => lookup.queue.extend(srv_candidates(&records)),
+                Err(e) => lookup.last = format!("SRV {}: {e}", srv_name(&domain)),
+            }
+        }
+    }
+
+    /// The request for one candidate: SOAP or POX with the service account's
+    /// credentials, or, for the plain-http URL, the unauthenticated GET (only a
+    /// redirect to https is of use there).
+    fn request(&self, url: &str, soap: bool, address: &str) -> reqwest::RequestBuilder {
+        if url.starts_with("http://") && !soap {
+            return self.http.get(url);
+        }
+        let body = if soap {
+            get_user_settings_request(address, url)
+        } else {
+            pox_request(address)
+        };
+        self.http
+            .post(url)
+            .basic_auth(&self.user, Some(&self.password))
+            .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")
+            .body(body)
+    }
+
+    /// Ask one candidate: the settings if it gave them, else `None` with the lookup
+    /// moved on (a redirect queued, or the failure noted).
+    async fn ask(
+        &self,
+        lookup: &mut Lookup,
+        url: &str,
+    ) -> Result<Option<UserSettings>, DiscoveryError> {
+        let soap = url.ends_with(".svc");
+        let response = match self.request(url, soap, &lookup.address).send().await {
+            Ok(response) => response,
+            Err(e) => {
+                lookup.last = format!("{url}: {e}");
+                return Ok(None);
+            }
+        };
+        let status = response.status();
+        if status.is_redirection() {
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .unwrap_or("");
+            lookup.redirects.follow(location)?;
+            lookup.queue.push_front(location.to_string());
+            return Ok(None);
+        }
+        if !status.is_success() {
+            lookup.last = format!("{url}: HTTP {status}");
+            return Ok(None);
+        }
+        let text = response.text().await.unwrap_or_default();
+        let answer = if soap {
+            parse_get_user_settings(&text)
+        } else {
+            parse_pox(&text)
+        };
+        self.follow(lookup, url, answer)
+    }
+
+    /// What an Autodiscover answer means for the lookup: found, start again for
+    /// another address, ask another URL, refused (final), or a failure to note.
+    fn follow(
+        &self,
+        lookup: &mut Lookup,
+        url: &str,
+        answer: Result<Discovery, AutodiscoverError>,
+    ) -> Result<Option<UserSettings>, DiscoveryError> {
+        match answer {
+            Ok(Discovery::Found(settings)) => return Ok(Some(settings)),
+            Ok(Discovery::RedirectAddress(target)) => {
+                lookup.redirects.follow(&target)?;
+                lookup.address = target.trim().to_ascii_lowercase();
+                lookup.queue = self.candidates_for(&lookup.address)?;
+            }
+            Ok(Discovery::RedirectUrl(target)) => {
+                lookup.redirects.follow(&target)?;
+                lookup.queue.push_front(target);
+            }
+            Err(refused @ AutodiscoverError::Refused { .. }) => return Err(refused.into()),
+            Err(other) => lookup.last = format!("{url}: {other}"),
+        }
+        Ok(None)
+    }
+}
+
+/// One mailbox's lookup under way: the address being looked up (it changes on an
+/// address redirect), the URLs left to ask, what was asked and the last failure.
+struct Lookup {
+    address: String,
+    queue: VecDeque<String>,
+    redirects: Redirects,
+    tried: Vec<String>,
+    last: String,
+    /// Domains whose SRV record was asked for already.
+    srv_asked: Vec<String>,
 }

@@ -353,16 +353,42 @@ fn calendar_item_xml(item: &CalendarItem, fields: &Fields) -> String {
 /// The item's fields in schema order (ItemType's, then CalendarItemType's).
 fn calendar_item_fields(item: &CalendarItem, fields: &Fields) -> String {
     let mut out = String::new();
+    write_item_type_fields(&mut out, item, fields);
+    write_calendar_type_fields(&mut out, item, fields);
+    if fields.1 {
+        write_attendees(&mut out, item);
+    }
+    out
+}
+
+fn sensitivity_name(sensitivity: Sensitivity) -> &'static str {
+    match sensitivity {
+        Sensitivity::Normal => "Normal",
+        Sensitivity::Personal => "Personal",
+        Sensitivity::Private => "Private",
+        Sensitivity::Confidential => "Confidential",
+    }
+}
+
+fn free_busy_name(free_busy: FreeBusy) -> &'static str {
+    match free_busy {
+        FreeBusy::Free => "Free",
+        FreeBusy::Tentative => "Tentative",
+        FreeBusy::Busy => "Busy",
+        FreeBusy::Oof => "OOF",
+        FreeBusy::WorkingElsewhere => "WorkingElsewhere",
+        FreeBusy::NoData => "NoData",
+    }
+}
+
+/// ItemType's fields: subject, sensitivity, body, reminder (`ReminderIsSet` only
+/// when every field is written).
+fn write_item_type_fields(out: &mut String, item: &CalendarItem, fields: &Fields) {
     if fields.has(Field::Subject) {
         let _ = write!(out, "<t:Subject>{}</t:Subject>", escape(&item.subject));
     }
     if fields.has(Field::Sensitivity) {
-        let sensitivity = match item.sensitivity {
-            Sensitivity::Normal => "Normal",
-            Sensitivity::Personal => "Personal",
-            Sensitivity::Private => "Private",
-            Sensitivity::Confidential => "Confidential",
-        };
+        let sensitivity = sensitivity_name(item.sensitivity);
         let _ = write!(out, "<t:Sensitivity>{sensitivity}</t:Sensitivity>");
     }
     if fields.has(Field::Body) {
@@ -386,6 +412,10 @@ fn calendar_item_fields(item: &CalendarItem, fields: &Fields) -> String {
             item.reminder_minutes.unwrap_or(0)
         );
     }
+}
+
+/// CalendarItemType's fields: start, end, all day, free-busy, location.
+fn write_calendar_type_fields(out: &mut String, item: &CalendarItem, fields: &Fields) {
     if fields.has(Field::Start) {
         let _ = write!(out, "<t:Start>{}</t:Start>", time(item.start));
     }
@@ -400,14 +430,7 @@ fn calendar_item_fields(item: &CalendarItem, fields: &Fields) -> String {
         );
     }
     if fields.has(Field::FreeBusy) {
-        let status = match item.free_busy {
-            FreeBusy::Free => "Free",
-            FreeBusy::Tentative => "Tentative",
-            FreeBusy::Busy => "Busy",
-            FreeBusy::Oof => "OOF",
-            FreeBusy::WorkingElsewhere => "WorkingElsewhere",
-            FreeBusy::NoData => "NoData",
-        };
+        let status = free_busy_name(item.free_busy);
         let _ = write!(
             out,
             "<t:LegacyFreeBusyStatus>{status}</t:LegacyFreeBusyStatus>"
@@ -416,28 +439,29 @@ fn calendar_item_fields(item: &CalendarItem, fields: &Fields) -> String {
     if fields.has(Field::Location) {
         let _ = write!(out, "<t:Location>{}</t:Location>", escape(&item.location));
     }
-    if fields.1 {
-        for (list, role) in [
-            ("RequiredAttendees", AttendeeRole::Required),
-            ("OptionalAttendees", AttendeeRole::Optional),
-            ("Resources", AttendeeRole::Resource),
-        ] {
-            let people: Vec<_> = item.attendees.iter().filter(|a| a.role == role).collect();
-            if people.is_empty() {
-                continue;
-            }
-            let _ = write!(out, "<t:{list}>");
-            for person in people {
-                let _ = write!(
-                    out,
-                    "<t:Attendee><t:Mailbox><t:EmailAddress>{}</t:EmailAddress></t:Mailbox></t:Attendee>",
-                    escape(&person.address)
-                );
-            }
-            let _ = write!(out, "</t:{list}>");
+}
+
+/// The attendee lists, required, optional, resources; an empty list is left out.
+fn write_attendees(out: &mut String, item: &CalendarItem) {
+    for (list, role) in [
+        ("RequiredAttendees", AttendeeRole::Required),
+        ("OptionalAttendees", AttendeeRole::Optional),
+        ("Resources", AttendeeRole::Resource),
+    ] {
+        let people: Vec<_> = item.attendees.iter().filter(|a| a.role == role).collect();
+        if people.is_empty() {
+            continue;
         }
+        let _ = write!(out, "<t:{list}>");
+        for person in people {
+            let _ = write!(
+                out,
+                "<t:Attendee><t:Mailbox><t:EmailAddress>{}</t:EmailAddress></t:Mailbox></t:Attendee>",
+                escape(&person.address)
+            );
+        }
+        let _ = write!(out, "</t:{list}>");
     }
-    out
 }
 
 #[cfg(test)]

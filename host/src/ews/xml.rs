@@ -7,7 +7,7 @@
 //! the tree is bounded.
 
 use quick_xml::NsReader;
-use quick_xml::events::Event;
+use quick_xml::events::{BytesRef, BytesStart, Event};
 use quick_xml::name::ResolveResult;
 
 use super::{SOAP_NS, SOAP_NS_DOCS_VARIANT};
@@ -105,8 +105,8 @@ fn classify_non_xml(text: &str) -> Option<&'static str> {
     }
 }
 
-/// Parse a whole reply into its root element.
-pub fn parse(reply: &str) -> Result<Element, XmlError> {
+/// Refuse, before parsing, what cannot be an EWS reply: too large, empty, not XML.
+fn precheck(reply: &str) -> Result<(), XmlError> {
     if reply.len() > MAX_REPLY_BYTES {
         return Err(XmlError::TooLarge {
             bytes: reply.len(),
@@ -120,99 +120,92 @@ pub fn parse(reply: &str) -> Result<Element, XmlError> {
         let start = reply.trim_start().chars().take(60).collect();
         return Err(XmlError::NotXml { kind, start });
     }
+    Ok(())
+}
+
+/// Parse a whole reply into its root element.
+pub fn parse(reply: &str) -> Result<Element, XmlError> {
+    precheck(reply)?;
     let mut reader = NsReader::from_str(reply);
-    let mut stack: Vec<Element> = Vec::new();
-    let mut root: Option<Element> = None;
-    let malformed = |reader: &NsReader<&[u8]>, detail: String| XmlError::Malformed {
-        detail,
-        position: reader.buffer_position(),
-    };
+    let mut tree = PartialTree::default();
     loop {
-        let (resolved, event) = reader
+        let (ns, event) = reader
             .read_resolved_event()
             .map(|(r, e)| (namespace_of(r), e))
-            .map_err(|e| malformed(&reader, e.to_string()))?;
+            .map_err(|e| malformed(&reader, e))?;
         match event {
-            Event::Start(start) | Event::Empty(start) if root.is_some() => {
-                let _ = start;
-                return Err(malformed(&reader, "content after the root element".into()));
+            Event::Start(_) | Event::Empty(_) if tree.has_root() => {
+                return Err(malformed(&reader, "content after the root element"));
             }
-            Event::Start(ref start) | Event::Empty(ref start) => {
-                let mut element = Element {
-                    ns: resolved,
-                    name: String::from_utf8_lossy(start.local_name().as_ref()).into_owned(),
-                    ..Element::default()
-                };
-                for attr in start.attributes() {
-                    let attr = attr.map_err(|e| malformed(&reader, e.to_string()))?;
-                    let value = attr
-                        .decode_and_unescape_value(reader.decoder())
-                        .map_err(|e| malformed(&reader, e.to_string()))?;
-                    element.attrs.push((
-                        String::from_utf8_lossy(attr.key.local_name().as_ref()).into_owned(),
-                        value.into_owned(),
-                    ));
-                }
-                if matches!(event, Event::Empty(_)) {
-                    close(&mut stack, &mut root, element);
-                } else {
-                    stack.push(element);
-                }
+            Event::Start(start) => {
+                let element = element(&reader, ns, &start)?;
+                tree.open(element);
             }
-            Event::End(_) => match stack.pop() {
-                Some(element) => close(&mut stack, &mut root, element),
-                None => return Err(malformed(&reader, "an end tag without a start".into())),
-            },
-            Event::Text(text) => {
-                if let Some(top) = stack.last_mut() {
-                    let content = text
-                        .xml_content()
-                        .map_err(|e| malformed(&reader, e.to_string()))?;
-                    top.text.push_str(&content);
-                }
+            Event::Empty(start) => {
+                let element = element(&reader, ns, &start)?;
+                tree.close(element);
             }
-            Event::CData(data) => {
-                if let Some(top) = stack.last_mut() {
-                    let content = data
-                        .decode()
-                        .map_err(|e| malformed(&reader, e.to_string()))?;
-                    top.text.push_str(&content);
-                }
+            Event::End(_) => tree.end().map_err(|detail| malformed(&reader, detail))?,
+            Event::Text(text) if tree.in_element() => {
+                let content = text.xml_content().map_err(|e| malformed(&reader, e))?;
+                tree.push_text(&content);
             }
-            Event::GeneralRef(reference) => {
-                if let Some(top) = stack.last_mut() {
-                    match reference
-                        .resolve_char_ref()
-                        .map_err(|e| malformed(&reader, e.to_string()))?
-                    {
-                        Some(c) => top.text.push(c),
-                        None => {
-                            let name = reference
-                                .decode()
-                                .map_err(|e| malformed(&reader, e.to_string()))?;
-                            let resolved = quick_xml::escape::resolve_predefined_entity(&name)
-                                .ok_or_else(|| {
-                                    malformed(&reader, format!("unknown entity &{name};"))
-                                })?;
-                            top.text.push_str(resolved);
-                        }
-                    }
-                }
+            Event::CData(data) if tree.in_element() => {
+                let content = data.decode().map_err(|e| malformed(&reader, e))?;
+                tree.push_text(&content);
+            }
+            Event::GeneralRef(reference) if tree.in_element() => {
+                let content = reference_text(&reader, &reference)?;
+                tree.push_text(&content);
             }
             Event::Eof => break,
+            Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) => {}
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::DocType(_) => {}
         }
     }
-    if !stack.is_empty() {
-        return Err(malformed(
-            &reader,
-            format!(
-                "the reply ends inside <{}>: it was cut off",
-                stack[stack.len() - 1].name
-            ),
+    tree.finish().map_err(|detail| malformed(&reader, detail))
+}
+
+fn malformed(reader: &NsReader<&[u8]>, detail: impl ToString) -> XmlError {
+    XmlError::Malformed {
+        detail: detail.to_string(),
+        position: reader.buffer_position(),
+    }
+}
+
+/// A new element from its start tag, with its attributes unescaped.
+fn element(reader: &NsReader<&[u8]>, ns: String, start: &BytesStart) -> Result<Element, XmlError> {
+    let mut element = Element {
+        ns,
+        name: String::from_utf8_lossy(start.local_name().as_ref()).into_owned(),
+        ..Element::default()
+    };
+    for attr in start.attributes() {
+        let attr = attr.map_err(|e| malformed(reader, e))?;
+        let value = attr
+            .decode_and_unescape_value(reader.decoder())
+            .map_err(|e| malformed(reader, e))?;
+        element.attrs.push((
+            String::from_utf8_lossy(attr.key.local_name().as_ref()).into_owned(),
+            value.into_owned(),
         ));
     }
-    root.ok_or_else(|| malformed(&reader, "no root element".into()))
+    Ok(element)
+}
+
+/// The text of `&name;` or `&#n;`: a character reference or one of XML's five
+/// predefined entities; any other entity is refused, never expanded.
+fn reference_text(reader: &NsReader<&[u8]>, reference: &BytesRef) -> Result<String, XmlError> {
+    if let Some(c) = reference
+        .resolve_char_ref()
+        .map_err(|e| malformed(reader, e))?
+    {
+        return Ok(c.to_string());
+    }
+    let name = reference.decode().map_err(|e| malformed(reader, e))?;
+    quick_xml::escape::resolve_predefined_entity(&name)
+        .map(str::to_string)
+        .ok_or_else(|| malformed(reader, format!("unknown entity &{name};")))
 }
 
 fn namespace_of(resolved: ResolveResult<'_>) -> String {
@@ -222,10 +215,58 @@ fn namespace_of(resolved: ResolveResult<'_>) -> String {
     }
 }
 
-fn close(stack: &mut [Element], root: &mut Option<Element>, element: Element) {
-    match stack.last_mut() {
-        Some(parent) => parent.children.push(element),
-        None => *root = Some(element),
+/// The tree as read so far: the open elements (the path from the root to the
+/// current element) and, once the root is closed, the root.
+#[derive(Default)]
+struct PartialTree {
+    open: Vec<Element>,
+    root: Option<Element>,
+}
+
+impl PartialTree {
+    fn has_root(&self) -> bool {
+        self.root.is_some()
+    }
+
+    fn in_element(&self) -> bool {
+        !self.open.is_empty()
+    }
+
+    /// A start tag: `element` is now the current element.
+    fn open(&mut self, element: Element) {
+        self.open.push(element);
+    }
+
+    /// A finished element: a child of the current element, or the root.
+    fn close(&mut self, element: Element) {
+        match self.open.last_mut() {
+            Some(parent) => parent.children.push(element),
+            None => self.root = Some(element),
+        }
+    }
+
+    /// An end tag: the current element is finished.
+    fn end(&mut self) -> Result<(), &'static str> {
+        let element = self.open.pop().ok_or("an end tag without a start")?;
+        self.close(element);
+        Ok(())
+    }
+
+    fn push_text(&mut self, text: &str) {
+        if let Some(current) = self.open.last_mut() {
+            current.text.push_str(text);
+        }
+    }
+
+    /// The root, once the document ended with every element closed.
+    fn finish(self) -> Result<Element, String> {
+        if let Some(current) = self.open.last() {
+            return Err(format!(
+                "the reply ends inside <{}>: it was cut off",
+                current.name
+            ));
+        }
+        self.root.ok_or_else(|| "no root element".to_string())
     }
 }
 
