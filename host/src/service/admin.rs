@@ -45,21 +45,13 @@ pub(super) async fn serve(service: Arc<Service>, listener: tokio::net::TcpListen
 
 async fn health(State(service): State<Arc<Service>>) -> Response {
     service.refresh_gauges();
-    let mut by_status = serde_json::Map::new();
-    for address in service.mailboxes.keys() {
-        let status = service
-            .adapters
-            .store
-            .user(address)
-            .ok()
-            .flatten()
-            .map(|r| r.status)
-            .unwrap_or_default();
-        let count = by_status
-            .entry(status.name())
-            .or_insert(serde_json::Value::from(0u64));
-        *count = serde_json::Value::from(count.as_u64().unwrap_or(0) + 1);
-    }
+    // The statuses users have (none listed at zero).
+    let by_status: serde_json::Map<String, serde_json::Value> = service
+        .users_by_status()
+        .into_iter()
+        .filter(|(_, count)| *count > 0)
+        .map(|(status, count)| (status.to_string(), serde_json::Value::from(count)))
+        .collect();
     let restarting: Vec<&str> = service
         .mailboxes
         .values()

@@ -7,7 +7,8 @@ use super::metrics::StatusLabel;
 use super::state::Service;
 
 impl Service {
-    pub(super) fn refresh_gauges(&self) {
+    /// Configured users by status name, every status counted (zero included).
+    pub(super) fn users_by_status(&self) -> BTreeMap<&'static str, i64> {
         let mut counts: BTreeMap<&'static str, i64> = [
             ("active", 0),
             ("passive", 0),
@@ -27,6 +28,11 @@ impl Service {
                 .unwrap_or_default();
             *counts.entry(status.name()).or_default() += 1;
         }
+        counts
+    }
+
+    pub(super) fn refresh_gauges(&self) {
+        let counts = self.users_by_status();
         for (status, count) in counts {
             self.metrics
                 .mailboxes
