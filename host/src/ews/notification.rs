@@ -309,4 +309,21 @@ mod tests {
             Err(XmlError::TooLarge { .. })
         ));
     }
+
+    #[test]
+    fn multi_byte_names_and_text_are_cut_only_between_characters() {
+        let envelope = r#"<ä:Envelope xmlns:ä="urn:x">Möte – 5 €</ä:Envelope>"#;
+        let stream = format!("<!-- Göteborg € -->{envelope}\r\n{envelope}");
+        let boundaries: Vec<usize> = (0..=stream.len())
+            .filter(|&at| stream.is_char_boundary(at))
+            .collect();
+        for &cut in &boundaries {
+            let mut splitter = StreamSplitter::new(1 << 10);
+            let (head, tail) = (&stream[..cut], &stream[cut..]);
+            let mut seen = splitter.push(head).unwrap();
+            seen.extend(splitter.push(tail).unwrap());
+            assert_eq!(seen, [envelope, envelope], "cut at byte {cut}");
+            assert_eq!(splitter.pending(), 0);
+        }
+    }
 }

@@ -5,9 +5,14 @@
 //! vs `t:MessageXml`), and put errors in several places. Matching on (namespace,
 //! local name) in a tree keeps that logic readable; replies are capped in size, so
 //! the tree is bounded.
+//!
+//! Hostile input: replies and push notifications come from the network, so the
+//! parser caps the nesting depth ([`MAX_DEPTH`]) while it reads, frees a tree
+//! without recursion, refuses a DOCTYPE that declares entities and any entity but
+//! XML's five (nothing is ever expanded), and never cuts text.
 
 use quick_xml::NsReader;
-use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::events::{BytesRef, BytesStart, BytesText, Event};
 use quick_xml::name::ResolveResult;
 
 use super::{SOAP_NS, SOAP_NS_DOCS_VARIANT};
@@ -15,6 +20,17 @@ use super::{SOAP_NS, SOAP_NS_DOCS_VARIANT};
 /// The largest reply read (a FindItem page of 1000 items is ~1.5 MB).
 pub const MAX_REPLY_BYTES: usize = 32 << 20;
 
+/// The deepest nesting read. EWS replies nest about 11 levels (Envelope, Body,
+/// GetItemResponse, ResponseMessages, message, Items, CalendarItem,
+/// RequiredAttendees, Attendee, Mailbox, EmailAddress), Autodiscover replies and
+/// notifications fewer; the deepest sample in `../shared/ews` nests 11. 128 leaves a
+/// wide margin for extensions while keeping every recursive walk of a parsed tree
+/// (the derived `Clone`, `Debug`, `PartialEq`) well within a small thread's stack
+/// (tested on 256 KB), and stops a hostile document long before quick-xml's own
+/// limit of 65,535 levels.
+pub const MAX_DEPTH: usize = 128;
+
+/// Why a reply cannot be read as XML.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum XmlError {
     #[error(
@@ -31,10 +47,20 @@ pub enum XmlError {
         "the reply is not well-formed XML ({detail}) at byte {position}: it may be truncated; retry"
     )]
     Malformed { detail: String, position: u64 },
+    #[error(
+        "the XML nests elements more than {limit} levels deep (at byte {position}); EWS never nests that deep, so it is refused as broken or hostile: check what sent it"
+    )]
+    TooDeep { limit: usize, position: u64 },
+    #[error(
+        "the reply is not UTF-8 (an invalid byte at {position}): EWS writes UTF-8; check any proxy in between"
+    )]
+    NotUtf8 { position: usize },
 }
 
 /// One element: its namespace, local name, attributes (local name → value), text and
-/// child elements.
+/// child elements. Dropping one frees its descendants without recursion; the derived
+/// `Clone`, `Debug` and `PartialEq` recurse, which is bounded by [`MAX_DEPTH`] for
+/// every tree [`parse`] builds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Element {
     pub ns: String,
@@ -77,15 +103,31 @@ impl Element {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The first descendant `{ns}name`, depth first.
+    /// The first descendant `{ns}name`, depth first (in document order). Walks with
+    /// its own stack, not by recursion.
     pub fn find(&self, ns: &str, name: &str) -> Option<&Element> {
-        self.children.iter().find_map(|c| {
-            if c.is(ns, name) {
-                Some(c)
-            } else {
-                c.find(ns, name)
+        let mut path = vec![self.children.iter()];
+        while let Some(siblings) = path.last_mut() {
+            match siblings.next() {
+                Some(child) if child.is(ns, name) => return Some(child),
+                Some(child) => path.push(child.children.iter()),
+                None => {
+                    path.pop();
+                }
             }
-        })
+        }
+        None
+    }
+}
+
+impl Drop for Element {
+    /// Frees the descendants one by one from a list, so a deep tree cannot overflow
+    /// the stack (each element dropped here has no children left).
+    fn drop(&mut self) {
+        let mut pending = std::mem::take(&mut self.children);
+        while let Some(mut element) = pending.pop() {
+            pending.append(&mut element.children);
+        }
     }
 }
 
@@ -123,6 +165,14 @@ fn precheck(reply: &str) -> Result<(), XmlError> {
     Ok(())
 }
 
+/// The text of a reply's bytes, or [`XmlError::NotUtf8`] naming the first invalid
+/// byte, for callers that would rather refuse than replace invalid bytes.
+pub fn decode(reply: &[u8]) -> Result<&str, XmlError> {
+    std::str::from_utf8(reply).map_err(|e| XmlError::NotUtf8 {
+        position: e.valid_up_to(),
+    })
+}
+
 /// Parse a whole reply into its root element.
 pub fn parse(reply: &str) -> Result<Element, XmlError> {
     precheck(reply)?;
@@ -138,10 +188,12 @@ pub fn parse(reply: &str) -> Result<Element, XmlError> {
                 return Err(malformed(&reader, "content after the root element"));
             }
             Event::Start(start) => {
+                tree.check_depth(&reader)?;
                 let element = element(&reader, ns, &start)?;
                 tree.open(element);
             }
             Event::Empty(start) => {
+                tree.check_depth(&reader)?;
                 let element = element(&reader, ns, &start)?;
                 tree.close(element);
             }
@@ -160,7 +212,8 @@ pub fn parse(reply: &str) -> Result<Element, XmlError> {
             }
             Event::Eof => break,
             Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) => {}
-            Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::DocType(_) => {}
+            Event::DocType(doctype) => refuse_entity_declarations(&reader, &doctype)?,
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
         }
     }
     tree.finish().map_err(|detail| malformed(&reader, detail))
@@ -178,7 +231,9 @@ fn element(reader: &NsReader<&[u8]>, ns: String, start: &BytesStart) -> Result<E
     let mut element = Element {
         ns,
         name: String::from_utf8_lossy(start.local_name().as_ref()).into_owned(),
-        ..Element::default()
+        attrs: Vec::new(),
+        text: String::new(),
+        children: Vec::new(),
     };
     for attr in start.attributes() {
         let attr = attr.map_err(|e| malformed(reader, e))?;
@@ -208,6 +263,24 @@ fn reference_text(reader: &NsReader<&[u8]>, reference: &BytesRef) -> Result<Stri
         .ok_or_else(|| malformed(reader, format!("unknown entity &{name};")))
 }
 
+/// A DOCTYPE is ignored unless it declares entities: those are refused, so no
+/// entity (internal, external or parameter) is ever expanded or fetched.
+fn refuse_entity_declarations(
+    reader: &NsReader<&[u8]>,
+    doctype: &BytesText,
+) -> Result<(), XmlError> {
+    let declares = doctype
+        .windows(b"<!ENTITY".len())
+        .any(|w| w.eq_ignore_ascii_case(b"<!ENTITY"));
+    if declares {
+        return Err(malformed(
+            reader,
+            "a DOCTYPE that declares entities; EWS replies have none and Calvert never expands them",
+        ));
+    }
+    Ok(())
+}
+
 fn namespace_of(resolved: ResolveResult<'_>) -> String {
     match resolved {
         ResolveResult::Bound(ns) => String::from_utf8_lossy(ns.as_ref()).into_owned(),
@@ -230,6 +303,18 @@ impl PartialTree {
 
     fn in_element(&self) -> bool {
         !self.open.is_empty()
+    }
+
+    /// Refuse an element one level below [`MAX_DEPTH`], before quick-xml's own
+    /// limit and before the tree grows deeper.
+    fn check_depth(&self, reader: &NsReader<&[u8]>) -> Result<(), XmlError> {
+        if self.open.len() >= MAX_DEPTH {
+            return Err(XmlError::TooDeep {
+                limit: MAX_DEPTH,
+                position: reader.buffer_position(),
+            });
+        }
+        Ok(())
     }
 
     /// A start tag: `element` is now the current element.
@@ -308,5 +393,152 @@ mod tests {
         assert!(matches!(parse("<a></b>"), Err(XmlError::Malformed { .. })));
         let huge = format!("<a>{}</a>", "x".repeat(MAX_REPLY_BYTES));
         assert!(matches!(parse(&huge), Err(XmlError::TooLarge { .. })));
+    }
+
+    /// Runs `f` on a thread with a 256 KB stack (a tokio worker has 2 MB), so that
+    /// any recursion over the depth of a document shows as a crash.
+    fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(f)
+            .expect("a test thread")
+            .join()
+            .expect("no stack overflow or panic")
+    }
+
+    fn nested(depth: usize, leaf: &str) -> String {
+        format!("{}{leaf}{}", "<a>".repeat(depth), "</a>".repeat(depth))
+    }
+
+    #[test]
+    fn nesting_up_to_the_cap_is_read_and_one_more_level_is_refused() {
+        let root = parse(&nested(MAX_DEPTH, "deepest")).unwrap();
+        let mut element = &root;
+        for _ in 1..MAX_DEPTH {
+            element = &element.children[0];
+        }
+        assert_eq!(element.text, "deepest");
+        for too_deep in [nested(MAX_DEPTH + 1, ""), nested(MAX_DEPTH, "<b/>")] {
+            assert!(matches!(
+                parse(&too_deep),
+                Err(XmlError::TooDeep {
+                    limit: MAX_DEPTH,
+                    ..
+                })
+            ));
+        }
+    }
+
+    #[test]
+    fn a_hostile_depth_is_a_clear_error_on_a_small_stack() {
+        // 40,000 levels overflowed the stack; above 65,535 quick-xml panicked.
+        for depth in [40_000, 70_000] {
+            let err = on_small_stack(move || parse(&nested(depth, "x")).unwrap_err());
+            let XmlError::TooDeep { limit, position } = &err else {
+                panic!("{depth} levels: {err}");
+            };
+            assert_eq!(*limit, MAX_DEPTH);
+            assert!(*position <= 3 * (MAX_DEPTH as u64 + 1), "{err}");
+            assert!(
+                err.to_string().contains("more than 128 levels deep"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_deep_tree_is_freed_and_searched_without_recursion() {
+        on_small_stack(|| {
+            // Deeper than parse allows: built by hand, as only Drop and find are walked.
+            let mut root = Element::default();
+            root.name = "leaf".into();
+            root.ns = "urn:x".into();
+            for _ in 0..200_000 {
+                let mut parent = Element::default();
+                parent.name = "a".into();
+                parent.children.push(root);
+                root = parent;
+            }
+            assert_eq!(
+                root.find("urn:x", "leaf").map(|e| e.name.as_str()),
+                Some("leaf")
+            );
+            assert!(root.find("urn:x", "none").is_none());
+            drop(root);
+            // The deepest tree parse builds: its recursive walks fit here too.
+            let deepest = parse(&nested(MAX_DEPTH, "x")).unwrap();
+            let copy = deepest.clone();
+            assert_eq!(copy, deepest);
+            assert!(format!("{deepest:?}").matches("children").count() == MAX_DEPTH);
+            drop((copy, deepest));
+        });
+    }
+
+    #[test]
+    fn find_is_depth_first_in_document_order() {
+        let root = parse(r#"<r xmlns="urn:x"><a><b><c Id="1"/></b></a><c Id="2"/></r>"#).unwrap();
+        assert_eq!(
+            root.find("urn:x", "c").and_then(|c| c.attr("Id")),
+            Some("1")
+        );
+        assert!(root.find("urn:x", "r").is_none(), "only descendants");
+    }
+
+    #[test]
+    fn declared_entities_are_refused_never_expanded() {
+        let laughs = r#"<?xml version="1.0"?><!DOCTYPE r [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]><r>&lol2;</r>"#;
+        let external = r#"<!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><r>&xxe;</r>"#;
+        let parameter = r#"<!DOCTYPE r [<!ENTITY % p SYSTEM "http://127.0.0.1:9/x.dtd"> %p;]><r/>"#;
+        for document in [laughs, external, parameter] {
+            let err = parse(document).unwrap_err();
+            assert!(
+                matches!(&err, XmlError::Malformed { detail, .. } if detail.contains("declares entities")),
+                "{err}"
+            );
+        }
+        // A DOCTYPE without declarations is ignored; an undeclared entity is refused.
+        assert_eq!(parse("<!DOCTYPE r><r>a&amp;b</r>").unwrap().text, "a&b");
+        let err = parse("<r>&xxe;</r>").unwrap_err();
+        assert!(err.to_string().contains("unknown entity &xxe;"), "{err}");
+    }
+
+    #[test]
+    fn impossible_character_references_are_errors() {
+        for reference in [
+            "&#0;",
+            "&#xD800;",
+            "&#x110000;",
+            "&#99999999999;",
+            "&#-1;",
+            "&#x;",
+        ] {
+            let document = format!("<r>{reference}</r>");
+            assert!(
+                matches!(parse(&document), Err(XmlError::Malformed { .. })),
+                "{reference}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_a_clear_error() {
+        let bytes = b"<r>M\xf6te</r>";
+        let err = decode(bytes).unwrap_err();
+        assert_eq!(err, XmlError::NotUtf8 { position: 4 });
+        assert!(err.to_string().contains("not UTF-8"), "{err}");
+        assert_eq!(decode("<r>Möte</r>".as_bytes()), Ok("<r>Möte</r>"));
+    }
+
+    #[test]
+    fn a_document_cut_anywhere_is_an_error_even_inside_a_character() {
+        let document = r#"<Göteborg xmlns="urn:x" Ämne="möte">Möte – 5 €<ö/></Göteborg>"#;
+        assert!(parse(document).is_ok());
+        for cut in 1..document.len() {
+            let text = String::from_utf8_lossy(&document.as_bytes()[..cut]);
+            assert!(parse(&text).is_err(), "cut at byte {cut}: {text}");
+        }
+        let before_end_tag = document.rfind("</").expect("an end tag");
+        let err = parse(&document[..before_end_tag]).unwrap_err();
+        assert!(err.to_string().contains("inside <Göteborg>"), "{err}");
     }
 }
