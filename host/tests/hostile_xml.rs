@@ -231,13 +231,23 @@ fn the_stream_splitter_gives_the_same_envelopes_however_multi_byte_text_is_chunk
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_push_listener_refuses_hostile_posts_and_keeps_answering() {
+    /// Every subscription of the one secret is followed.
+    struct Everyone;
+    impl calvert::ews::push::PushSubscribers for Everyone {
+        fn knows(&self, token: &str) -> bool {
+            token == "s3cret"
+        }
+        fn verdict(&self, _token: &str, _id: &str) -> calvert::ews::push::Verdict {
+            calvert::ews::push::Verdict::Forward
+        }
+    }
     let mut listener = calvert::ews::push::listen(
         "127.0.0.1:0".parse().expect("an address"),
-        std::sync::Arc::new(|_: &str| true),
+        std::sync::Arc::new(Everyone),
     )
     .await
     .expect("the listener starts");
-    let url = listener.url("127.0.0.1");
+    let url = listener.url("127.0.0.1", "s3cret");
     let http = reqwest::Client::new();
     let post = |body: Vec<u8>| {
         http.post(&url)
