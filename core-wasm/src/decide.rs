@@ -1,5 +1,5 @@
 //! The diversion decision (semantics.md §2): which diversion should be active now,
-//! and the earliest instant at which that answer can change.
+//! and the earliest instant at which that diversion differs (`next_change`).
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
@@ -19,6 +19,57 @@ struct Interval<'a> {
     start: Instant,
     end: Instant,
     item: &'a CalendarItem,
+}
+
+impl<'a> Interval<'a> {
+    /// The order of §2.2 among active items: oof beats busy, then the later start,
+    /// the earlier end, the smaller id (byte order). Ids of eligible items are
+    /// unique, so this is a total order.
+    fn rank(&self) -> (bool, Instant, Reverse<Instant>, Reverse<&'a str>) {
+        (
+            self.item.free_busy == FreeBusy::Oof,
+            self.start,
+            Reverse(self.end),
+            Reverse(self.item.id.as_str()),
+        )
+    }
+}
+
+/// The earliest instant after `now` at which the diversion differs from the one at
+/// `now` (§2), or none.
+///
+/// The diversion at an instant is a function of the item that wins there: the reason
+/// comes from its subject and free-busy; `until` is its own end, or the end of the
+/// block containing it, and every instant at which one item is active lies in the
+/// same block (its interval is part of that block), so `until` is the same too. Ids
+/// are unique, so a different winner is a different diversion. The diversion
+/// therefore changes exactly when the winner does:
+/// - nothing active at `now`: at the first start after `now`;
+/// - `w` wins at `now`: every item active at `now` ranks below `w`, and items that
+///   end change nothing while `w` is active, so the winner stays `w` until the first
+///   item that starts in `(now, w.end)` and outranks `w` (an oof item starting inside
+///   a winning busy one, or any later start unless `w` is oof and it is not), or
+///   else until `w` ends.
+fn next_change(
+    eligible: &[Interval<'_>],
+    winner: Option<&Interval<'_>>,
+    now: Instant,
+) -> Option<Instant> {
+    match winner {
+        None => eligible
+            .iter()
+            .map(|iv| iv.start)
+            .filter(|&t| t > now)
+            .min(),
+        Some(w) => {
+            let overtaken = eligible
+                .iter()
+                .filter(|iv| now < iv.start && iv.start < w.end && iv.rank() > w.rank())
+                .map(|iv| iv.start)
+                .min();
+            Some(overtaken.unwrap_or(w.end))
+        }
+    }
 }
 
 /// Whether the user's response lets the item divert (§2.1 rule 4).
@@ -71,7 +122,8 @@ pub fn decide_with_config(
 }
 
 /// The diversion that should be active at `now` for a user in `zone`, and
-/// `next_change`, the earliest instant after `now` at which the answer can change.
+/// `next_change`, the earliest instant after `now` at which the diversion (reason,
+/// until, item id, or none) differs from the one at `now`.
 ///
 /// Pure: the same input gives the same answer whatever the order of `items`.
 pub fn decide(
@@ -81,6 +133,47 @@ pub fn decide(
     zone: &Zone,
     now: Instant,
 ) -> Result<Decision, Problems> {
+    check_input(items, policy, now)?;
+    let Eligible {
+        mut eligible,
+        mut skipped,
+        mut warnings,
+    } = eligible_intervals(&group_by_id(items), policy, zone)?;
+    skipped.sort_by(|a: &SkippedItem, b: &SkippedItem| a.id.cmp(&b.id));
+    warnings.sort();
+
+    let winner = eligible
+        .iter()
+        .filter(|iv| iv.start <= now && now < iv.end)
+        .copied()
+        .max_by_key(Interval::rank);
+    let next_change = next_change(&eligible, winner.as_ref(), now);
+    let diversion = match winner {
+        None => None,
+        Some(winner) => Some(diversion_of(
+            winner,
+            &mut eligible,
+            policy,
+            triggers,
+            zone,
+            now,
+        )?),
+    };
+    Ok(Decision {
+        diversion,
+        next_change,
+        skipped,
+        warnings,
+    })
+}
+
+/// The problems of the input that make any answer meaningless: blank reason codes and
+/// instants outside the range the core accepts.
+fn check_input(
+    items: &[CalendarItem],
+    policy: &DecidePolicy,
+    now: Instant,
+) -> Result<(), Problems> {
     let mut problems = Vec::new();
     if policy.default_reason.trim().is_empty() {
         problems.push(Problem::new(
@@ -105,16 +198,21 @@ pub fn decide(
         problems.extend(check_instant("start", &item.id, item.start).err());
         problems.extend(check_instant("end", &item.id, item.end).err());
     }
-    if !problems.is_empty() {
-        return Err(problems);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
     }
+}
 
-    // Group by id: identical copies count once, differing copies are ambiguous.
-    // A hash map finds each id's group, so ids are compared byte for byte only when
-    // they are equal (string comparison is the costliest thing the core does inside
-    // WebAssembly). The map is only looked up, never iterated: groups are visited in
-    // input order and every output is made order-independent below (the winner by
-    // a total order, the lists sorted).
+/// Each id once, in input order, with whether its copies differ (ambiguous).
+///
+/// A hash map finds each id's group, so ids are compared byte for byte only when
+/// they are equal (string comparison is the costliest thing the core does inside
+/// WebAssembly). The map is only looked up, never iterated: groups are visited in
+/// input order and every output is made order-independent by the caller (the winner
+/// by a total order, the lists sorted).
+fn group_by_id(items: &[CalendarItem]) -> Vec<(&CalendarItem, bool)> {
     let mut group_of: HashMap<&str, usize, BuildHasherDefault<DefaultHasher>> =
         HashMap::with_capacity_and_hasher(items.len(), BuildHasherDefault::default());
     let mut groups: Vec<(&CalendarItem, bool)> = Vec::with_capacity(items.len());
@@ -130,26 +228,31 @@ pub fn decide(
             }
         }
     }
+    groups
+}
 
-    let mut skipped = Vec::new();
-    let mut warnings = Vec::new();
-    let mut eligible: Vec<Interval<'_>> = Vec::new();
-    for &(item, ambiguous) in &groups {
-        let id = item.id.as_str();
-        let why = if ambiguous {
-            Some(SkipReason::DuplicateId)
-        } else if item.kind == ItemKind::RecurringMaster {
-            Some(SkipReason::RecurringMaster)
-        } else if item.is_cancelled {
-            Some(SkipReason::Cancelled)
-        } else if item.end <= item.start {
-            Some(SkipReason::EmptyInterval)
-        } else {
-            None
-        };
-        if let Some(why) = why {
-            skipped.push(SkippedItem {
-                id: (*id).to_string(),
+/// What the eligibility rules (§2.1) leave: the intervals that can divert, the items
+/// skipped with their reason, and warnings (unknown zones), all unsorted.
+struct Eligible<'a> {
+    eligible: Vec<Interval<'a>>,
+    skipped: Vec<SkippedItem>,
+    warnings: Vec<String>,
+}
+
+fn eligible_intervals<'a>(
+    groups: &[(&'a CalendarItem, bool)],
+    policy: &DecidePolicy,
+    zone: &Zone,
+) -> Result<Eligible<'a>, Problems> {
+    let mut out = Eligible {
+        eligible: Vec::new(),
+        skipped: Vec::new(),
+        warnings: Vec::new(),
+    };
+    for &(item, ambiguous) in groups {
+        if let Some(why) = skip_reason(item, ambiguous) {
+            out.skipped.push(SkippedItem {
+                id: item.id.clone(),
                 why,
             });
             continue;
@@ -161,7 +264,7 @@ pub fn decide(
             let origin = match item.zone.as_deref() {
                 None => zone.clone(),
                 Some(id) => Zone::lookup(id).unwrap_or_else(|| {
-                    warnings.push(format!(
+                    out.warnings.push(format!(
                         "item {:?} has an unknown time zone {id:?}: its days are read in {}",
                         item.id, zone.iana
                     ));
@@ -173,60 +276,52 @@ pub fn decide(
         } else {
             (item.start, item.end)
         };
-        eligible.push(Interval { start, end, item });
+        out.eligible.push(Interval { start, end, item });
     }
+    Ok(out)
+}
 
-    skipped.sort_by(|a: &SkippedItem, b: &SkippedItem| a.id.cmp(&b.id));
-    warnings.sort();
+/// Why an item is reported as skipped, in the order the contract checks them.
+fn skip_reason(item: &CalendarItem, ambiguous: bool) -> Option<SkipReason> {
+    if ambiguous {
+        Some(SkipReason::DuplicateId)
+    } else if item.kind == ItemKind::RecurringMaster {
+        Some(SkipReason::RecurringMaster)
+    } else if item.is_cancelled {
+        Some(SkipReason::Cancelled)
+    } else if item.end <= item.start {
+        Some(SkipReason::EmptyInterval)
+    } else {
+        None
+    }
+}
 
-    let next_change = eligible
-        .iter()
-        .flat_map(|iv| [iv.start, iv.end])
-        .filter(|&t| t > now)
-        .min();
-
-    let winner = eligible
-        .iter()
-        .filter(|iv| iv.start <= now && now < iv.end)
-        .copied()
-        .max_by_key(|iv| {
-            (
-                iv.item.free_busy == FreeBusy::Oof,
-                iv.start,
-                Reverse(iv.end),
-                Reverse(iv.item.id.as_str()),
-            )
-        });
-
-    let diversion = match winner {
-        None => None,
-        Some(winner) => {
-            let reason = match triggers.resolve(&winner.item.subject) {
-                Some(found) => found.reason,
-                None if winner.item.free_busy == FreeBusy::Oof => policy
-                    .oof_reason
-                    .clone()
-                    .unwrap_or_else(|| policy.default_reason.clone()),
-                None => policy.default_reason.clone(),
-            };
-            let until = match policy.return_time {
-                ReturnTime::ItemEnd => winner.end,
-                ReturnTime::BlockEnd => block_end(&mut eligible, now),
-            };
-            Some(Diversion {
-                reason,
-                until,
-                until_local: zone.local_string(until).map_err(|p| vec![p])?,
-                item_id: winner.item.id.clone(),
-            })
-        }
+/// The diversion for the winning item: its reason (§2.3) and return time (§2.4).
+fn diversion_of(
+    winner: Interval<'_>,
+    eligible: &mut [Interval<'_>],
+    policy: &DecidePolicy,
+    triggers: &TriggerSet,
+    zone: &Zone,
+    now: Instant,
+) -> Result<Diversion, Problems> {
+    let reason = match triggers.resolve(&winner.item.subject) {
+        Some(found) => found.reason,
+        None if winner.item.free_busy == FreeBusy::Oof => policy
+            .oof_reason
+            .clone()
+            .unwrap_or_else(|| policy.default_reason.clone()),
+        None => policy.default_reason.clone(),
     };
-
-    Ok(Decision {
-        diversion,
-        next_change,
-        skipped,
-        warnings,
+    let until = match policy.return_time {
+        ReturnTime::ItemEnd => winner.end,
+        ReturnTime::BlockEnd => block_end(eligible, now),
+    };
+    Ok(Diversion {
+        reason,
+        until,
+        until_local: zone.local_string(until).map_err(|p| vec![p])?,
+        item_id: winner.item.id.clone(),
     })
 }
 
@@ -250,213 +345,5 @@ fn block_end(eligible: &mut [Interval<'_>], now: Instant) -> Instant {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{Sensitivity, Trigger};
-    use crate::zone::parse_instant;
-
-    fn at(text: &str) -> Instant {
-        parse_instant(text).unwrap()
-    }
-
-    fn item(id: &str, subject: &str, start: &str, end: &str) -> CalendarItem {
-        let mut item = CalendarItem::appointment(id, at(start), at(end));
-        item.subject = subject.into();
-        item.response = Response::Organizer;
-        item
-    }
-
-    fn run(items: &[CalendarItem], now: &str) -> Decision {
-        let triggers = [
-            Trigger {
-                word: "lunch".into(),
-                reason: "LUNCH".into(),
-            },
-            Trigger {
-                word: "möte".into(),
-                reason: "MEETING".into(),
-            },
-        ];
-        decide_with_config(
-            items,
-            &DecidePolicy::default(),
-            &triggers,
-            "Europe/Stockholm",
-            at(now),
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn the_eval_example() {
-        let d = run(
-            &[item(
-                "AAMk1",
-                "Lunch med Eva",
-                "2026-11-25T11:00:00Z",
-                "2026-11-25T12:00:00Z",
-            )],
-            "2026-11-25T11:30:00Z",
-        );
-        let div = d.diversion.unwrap();
-        assert_eq!(div.reason, "LUNCH");
-        assert_eq!(div.until, at("2026-11-25T12:00:00Z"));
-        assert_eq!(div.until_local, "2026-11-25T13:00:00+01:00");
-        assert_eq!(d.next_change, Some(at("2026-11-25T12:00:00Z")));
-    }
-
-    #[test]
-    fn lunch_inside_an_all_day_course_returns_at_the_block_end() {
-        let mut course = item(
-            "course",
-            "Kurs",
-            "2026-11-24T23:00:00Z",
-            "2026-11-25T23:00:00Z",
-        );
-        course.is_all_day = true;
-        let lunch = item(
-            "lunch",
-            "Lunch",
-            "2026-11-25T11:00:00Z",
-            "2026-11-25T12:00:00Z",
-        );
-        let d = run(&[course.clone(), lunch.clone()], "2026-11-25T11:15:00Z");
-        let div = d.diversion.unwrap();
-        assert_eq!(
-            (div.reason.as_str(), div.item_id.as_str()),
-            ("LUNCH", "lunch")
-        );
-        assert_eq!(div.until, at("2026-11-25T23:00:00Z"));
-        assert_eq!(d.next_change, Some(at("2026-11-25T12:00:00Z")));
-    }
-
-    #[test]
-    fn touching_items_form_one_block() {
-        let a = item("a", "", "2026-11-25T09:00:00Z", "2026-11-25T10:00:00Z");
-        let b = item("b", "", "2026-11-25T10:00:00Z", "2026-11-25T11:00:00Z");
-        let gap = item("c", "", "2026-11-25T11:01:00Z", "2026-11-25T12:00:00Z");
-        let d = run(&[a, b, gap], "2026-11-25T09:30:00Z");
-        assert_eq!(d.diversion.unwrap().until, at("2026-11-25T11:00:00Z"));
-    }
-
-    #[test]
-    fn item_end_policy_uses_the_winners_own_end() {
-        let a = item("a", "", "2026-11-25T09:00:00Z", "2026-11-25T10:00:00Z");
-        let b = item("b", "", "2026-11-25T10:00:00Z", "2026-11-25T11:00:00Z");
-        let policy = DecidePolicy {
-            return_time: ReturnTime::ItemEnd,
-            ..DecidePolicy::default()
-        };
-        let d =
-            decide_with_config(&[a, b], &policy, &[], "UTC", at("2026-11-25T09:30:00Z")).unwrap();
-        assert_eq!(d.diversion.unwrap().until, at("2026-11-25T10:00:00Z"));
-    }
-
-    #[test]
-    fn oof_beats_busy_and_uses_the_oof_reason() {
-        let mut oof = item(
-            "z-oof",
-            "Semester",
-            "2026-11-20T00:00:00Z",
-            "2026-11-30T00:00:00Z",
-        );
-        oof.free_busy = FreeBusy::Oof;
-        let busy = item("a", "Möte", "2026-11-25T09:00:00Z", "2026-11-25T10:00:00Z");
-        let policy = DecidePolicy {
-            oof_reason: Some("VACATION".into()),
-            ..DecidePolicy::default()
-        };
-        let d = decide_with_config(
-            &[busy, oof],
-            &policy,
-            &[],
-            "UTC",
-            at("2026-11-25T09:30:00Z"),
-        )
-        .unwrap();
-        let div = d.diversion.unwrap();
-        assert_eq!(
-            (div.reason.as_str(), div.item_id.as_str()),
-            ("VACATION", "z-oof")
-        );
-    }
-
-    #[test]
-    fn tie_breaks_later_start_then_earlier_end_then_smaller_id() {
-        let long = item("a", "", "2026-11-25T08:00:00Z", "2026-11-25T12:00:00Z");
-        let later = item("b", "", "2026-11-25T09:00:00Z", "2026-11-25T11:00:00Z");
-        let later_shorter = item("c", "", "2026-11-25T09:00:00Z", "2026-11-25T10:00:00Z");
-        let twin = item("d", "", "2026-11-25T09:00:00Z", "2026-11-25T10:00:00Z");
-        let d = run(&[long, later, later_shorter, twin], "2026-11-25T09:30:00Z");
-        assert_eq!(d.diversion.unwrap().item_id, "c");
-    }
-
-    #[test]
-    fn skipped_reasons_one_per_id_sorted() {
-        let mut master = item("m", "", "2026-11-25T09:00:00Z", "2026-11-25T10:00:00Z");
-        master.kind = ItemKind::RecurringMaster;
-        let mut cancelled = item("c", "", "2026-11-25T09:00:00Z", "2026-11-25T10:00:00Z");
-        cancelled.is_cancelled = true;
-        let empty = item("e", "", "2026-11-25T10:00:00Z", "2026-11-25T10:00:00Z");
-        let dup1 = item("d", "", "2026-11-25T09:00:00Z", "2026-11-25T10:00:00Z");
-        let mut dup2 = dup1.clone();
-        dup2.end = at("2026-11-25T11:00:00Z");
-        let same = item("s", "", "2026-11-25T09:00:00Z", "2026-11-25T10:00:00Z");
-        let d = run(
-            &[master, cancelled, empty, dup1, dup2, same.clone(), same],
-            "2026-11-25T09:30:00Z",
-        );
-        let got: Vec<_> = d.skipped.iter().map(|s| (s.id.as_str(), s.why)).collect();
-        assert_eq!(
-            got,
-            vec![
-                ("c", SkipReason::Cancelled),
-                ("d", SkipReason::DuplicateId),
-                ("e", SkipReason::EmptyInterval),
-                ("m", SkipReason::RecurringMaster)
-            ]
-        );
-        assert_eq!(
-            d.diversion.unwrap().item_id,
-            "s",
-            "identical copies count once"
-        );
-    }
-
-    #[test]
-    fn private_items_divert_without_exposing_text() {
-        let mut private = item(
-            "p",
-            "Läkare",
-            "2026-11-25T09:00:00Z",
-            "2026-11-25T10:00:00Z",
-        );
-        private.sensitivity = Sensitivity::Private;
-        let d = run(&[private], "2026-11-25T09:30:00Z");
-        let div = d.diversion.unwrap();
-        assert_eq!(div.reason, "back");
-        assert!(!format!("{div:?}").contains("Läkare"));
-    }
-
-    #[test]
-    fn blank_reasons_are_policy_problems() {
-        let blank = DecidePolicy {
-            default_reason: " ".into(),
-            oof_reason: Some(String::new()),
-            ..DecidePolicy::default()
-        };
-        let err = decide_with_config(&[], &blank, &[], "UTC", 0).unwrap_err();
-        assert_eq!(err.len(), 2);
-        assert!(err.iter().all(|p| p.kind == ProblemKind::InvalidPolicy));
-    }
-
-    #[test]
-    fn out_of_range_instants_are_problems() {
-        let bad = CalendarItem::appointment("x", 0, i64::MAX);
-        let err = decide_with_config(&[bad], &DecidePolicy::default(), &[], "UTC", 0).unwrap_err();
-        assert_eq!(err[0].kind, ProblemKind::InvalidTime);
-        let err =
-            decide_with_config(&[], &DecidePolicy::default(), &[], "Atlantis", 0).unwrap_err();
-        assert_eq!(err[0].kind, ProblemKind::UnknownZone);
-    }
-}
+#[path = "decide_tests.rs"]
+mod tests;

@@ -30,6 +30,7 @@ pub mod sync;
 pub mod trigger;
 pub mod zone;
 
+mod normal_form;
 mod windows_zones;
 
 #[cfg(target_family = "wasm")]

@@ -13,11 +13,15 @@
 //! fetches every mapped id that the window query did not return and passes what it
 //! finds (an item outside the window is never a deletion; see `plan_mapped`).
 //!
-//! Decisions beyond the contract, made as a careful user would expect:
-//! - `confidential` is treated like `private` when private items are excluded.
+//! The contract (§7) says that `confidential` counts as private, and that both sides
+//! changed to the same basic fields is no conflict: no action, only the mapping moves
+//! to the new common fingerprint. Decisions beyond the contract, made as a careful
+//! user would expect:
 //! - An item mapped earlier that is private now (and private items are excluded) is
 //!   left alone on both sides and reported as skipped.
-//! - Both sides changed to the same basic fields: no conflict, only the mapping moves.
+//! - A mapped pair with a side that became a series is detached before anything else
+//!   is looked at (even when that side is outside the window or private): it is
+//!   reported only in `detached`.
 //! - Ids that appear twice on one side with different contents, or a mapping that maps
 //!   one id twice, make the whole plan an error: ambiguous input is never acted on.
 //! - Attendee changes alone are not a change (attendees are not a basic field); they
@@ -57,16 +61,20 @@ fn response_name(r: Response) -> &'static str {
     }
 }
 
-/// Body text as compared: line endings unified and trailing white space dropped, so a
-/// system that stores `\r\n` or trims does not make the connector's own write look
-/// like a change.
+/// Body text as compared (§7): line endings unified (CRLF and CR become LF) and
+/// trailing white space dropped, so a system that stores `\r\n` or `\r`, or trims,
+/// does not make the connector's own write look like a change.
 fn canonical_body(body: &str) -> String {
-    body.replace("\r\n", "\n").trim_end().to_string()
+    body.replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .trim_end()
+        .to_string()
 }
 
 /// A hash of the synced basic fields: start, end (so duration), all-day, subject,
-/// location, body text, reminder, response and sensitivity. Not id, change key,
-/// created or modified. 32 hex digits.
+/// location, body text (see `canonical_body`), reminder, response and sensitivity.
+/// Not id, change key, kind, cancellation, created or modified (nor free-busy, the
+/// meeting flag, the zone or attendees). 32 hex digits.
 pub fn fingerprint(item: &CalendarItem) -> String {
     let mut h = Sha256::new();
     let mut field = |bytes: &[u8]| {

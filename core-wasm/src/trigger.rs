@@ -4,13 +4,16 @@
 //! matches `möte` and `STRASSE` matches `straße`. A match is whole-word: the
 //! character before it and the one after it must not be a letter, a digit or (after
 //! it) a combining mark. In a phrase, a run of white space matches any run of white
-//! space. The leftmost match wins; at the same position the longer one wins.
+//! space. The leftmost match wins; at the same position the longer one wins. The
+//! match's `at` counts code points of the subject as sent, before normalization.
 
 use std::collections::BTreeMap;
 
 use caseless::Caseless;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
+
+use crate::normal_form::Normalized;
 
 use crate::model::{Problem, ProblemKind, Problems, Trigger, TriggerMatch};
 
@@ -136,7 +139,7 @@ impl TriggerSet {
                 return Some(TriggerMatch {
                     reason: entry.reason.clone(),
                     word: entry.word.clone(),
-                    at: u32::try_from(at).unwrap_or(u32::MAX),
+                    at: u32::try_from(text.sent.get(at).copied().unwrap_or(at)).unwrap_or(u32::MAX),
                 });
             }
         }
@@ -151,7 +154,10 @@ fn is_word_char(c: char) -> bool {
 /// A subject, NFC-normalized and case-folded, with the way back from each folded
 /// character to the original character it came from.
 struct FoldedText {
+    /// The subject in NFC.
     original: Vec<char>,
+    /// `sent[i]`: the code-point offset in the subject as sent of `original[i]`.
+    sent: Vec<usize>,
     folded: Vec<char>,
     /// `origin[i]`: index in `original` of the character `folded[i]` came from.
     origin: Vec<usize>,
@@ -159,7 +165,10 @@ struct FoldedText {
 
 impl FoldedText {
     fn new(subject: &str) -> Self {
-        let original: Vec<char> = subject.nfc().collect();
+        let Normalized {
+            chars: original,
+            offsets: sent,
+        } = Normalized::new(subject);
         let mut folded = Vec::with_capacity(original.len());
         let mut origin = Vec::with_capacity(original.len());
         for (index, &c) in original.iter().enumerate() {
@@ -169,6 +178,7 @@ impl FoldedText {
         }
         FoldedText {
             original,
+            sent,
             folded,
             origin,
         }
@@ -298,6 +308,26 @@ mod tests {
     }
 
     #[test]
+    fn at_counts_code_points_of_the_subject_as_sent() {
+        let s = TriggerSet::new(&[
+            t("koulutus", "COURSE"),
+            t("möte", "MEETING"),
+            t("år", "YEAR"),
+        ])
+        .unwrap();
+        let at = |subject: &str| s.resolve(subject).map(|m| m.at);
+        // Decomposed text before the match: the NFC form would say 2.
+        assert_eq!(at("o\u{308} KOULUTUS"), Some(3));
+        assert_eq!(at("a\u{308}a\u{308} mo\u{308}te"), Some(5));
+        // Inside the match: its first character as sent.
+        assert_eq!(at("Nytt: mo\u{308}te"), Some(6));
+        assert_eq!(at("Nytt \u{212b}r"), Some(5));
+        // After the match: nothing moves.
+        assert_eq!(at("koulutus a\u{308}r"), Some(0));
+        assert_eq!(at("Ett möte i ro\u{308}d"), Some(4));
+    }
+
+    #[test]
     fn no_trigger_is_none() {
         assert_eq!(reason("Tandläkare"), None);
         assert_eq!(reason(""), None);
@@ -340,6 +370,30 @@ mod tests {
             if let Some(m) = found {
                 let at = m.at as usize;
                 prop_assert!(at == 0 || !chars[at - 1].is_alphanumeric());
+            }
+        }
+
+        /// `at` indexes the subject as sent where the matched word begins: the NFC form
+        /// of the subject from there on, folded, starts with the trigger's folded word,
+        /// and the character before it as sent is not a letter or digit.
+        #[test]
+        fn at_indexes_the_subject_as_sent(parts in prop::collection::vec(prop::sample::select(vec![
+            "lunch", "LUNCH", "möte", "mo\u{308}te", "MO\u{308}TE", " ", ", ", "-", "a", "a\u{308}",
+            "o\u{308}", "\u{308}", "\u{301}", "\u{212b}", "e\u{301}", "Å",
+        ]), 0..12)) {
+            let subject: String = parts.concat();
+            let raw: Vec<char> = subject.chars().collect();
+            if let Some(m) = set().resolve(&subject) {
+                let at = m.at as usize;
+                prop_assert!(at < raw.len());
+                let tail: String = raw.iter().skip(at).collect();
+                let mut folded = Vec::new();
+                for c in tail.nfc() {
+                    fold_char(c, &mut folded);
+                }
+                let word: Vec<char> = folded_words(&m.word).concat();
+                prop_assert!(folded.starts_with(&word), "{:?} at {} is not {:?}", subject, at, m.word);
+                prop_assert!(at == 0 || !raw[at - 1].is_alphanumeric());
             }
         }
 

@@ -315,6 +315,19 @@ fn a_change_on_one_side_updates_the_other() {
 }
 
 #[test]
+fn line_endings_and_trailing_white_space_of_the_body_are_not_a_change() {
+    let (mut e, mut b, _) = pair("e1", "b1");
+    e.body = "Agenda\n1. Offert".into();
+    b.body = e.body.clone();
+    let entry = synced(&e, &b);
+    // One system stores CR line endings, the other CRLF and a trailing blank line.
+    e.body = "Agenda\r1. Offert\r".into();
+    b.body = "Agenda\r\n1. Offert \r\n".into();
+    let p = plan(&[e], &[b], &[entry]);
+    assert_quiet(&p);
+}
+
+#[test]
 fn fields_outside_the_fingerprint_are_not_a_change() {
     let (e, mut b, entry) = pair("e1", "b1");
     b.change_key = "ck-2".into();

@@ -27,7 +27,7 @@ fn attribute(element: &BytesStart<'_>, reader: &Reader<&[u8]>, name: &str) -> Op
         .try_get_attribute(name)
         .unwrap_or_else(|e| panic!("bad attribute {name:?} in {XML}: {e}"))
         .map(|a| {
-            a.decode_and_unescape_value(reader.decoder())
+            a.decoded_and_normalized_value(quick_xml::XmlVersion::Implicit1_0, reader.decoder())
                 .unwrap_or_else(|e| panic!("bad value of {name:?} in {XML}: {e}"))
                 .into_owned()
         })

@@ -17,7 +17,7 @@
 use std::time::Duration;
 use wasmtime::component::{Component, Linker};
 
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap};
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -128,7 +128,7 @@ impl std::fmt::Display for Problems<'_> {
 pub struct DecisionCore {
     engine: Engine,
     component: Component,
-    pre: CorePre<StoreLimits>,
+    pre: CorePre<GuestLimits>,
     time_limit: Duration,
     memory_limit: usize,
 }
@@ -225,8 +225,49 @@ fn spawn_epoch_ticker(engine: &Engine) -> Result<(), CoreError> {
         .map_err(|e| CoreError::Load(format!("the epoch thread could not start: {e}")))
 }
 
+/// A store's limits, remembering whether the guest was refused memory (so a trap
+/// that follows reads as running out of memory).
+struct GuestLimits {
+    limits: StoreLimits,
+    refused_memory: bool,
+}
+
+impl ResourceLimiter for GuestLimits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        self.refused_memory |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
+}
+
 struct Live {
-    store: Store<StoreLimits>,
+    store: Store<GuestLimits>,
     bindings: Core,
 }
 
@@ -243,6 +284,10 @@ impl CoreInstance {
             .memory_size(self.core.memory_limit)
             .instances(1)
             .build();
+        let limits = GuestLimits {
+            limits,
+            refused_memory: false,
+        };
         let mut store = Store::new(&self.core.engine, limits);
         store.limiter(|limits| limits);
         store.set_epoch_deadline(ticks(self.time_limit));
@@ -258,7 +303,7 @@ impl CoreInstance {
     fn call<T>(
         &mut self,
         function: &'static str,
-        f: impl FnOnce(&wit::Guest, &mut Store<StoreLimits>) -> wasmtime::Result<T>,
+        f: impl FnOnce(&wit::Guest, &mut Store<GuestLimits>) -> wasmtime::Result<T>,
     ) -> Result<T, CoreError> {
         let live = match &mut self.live {
             Some(live) => live,
@@ -269,17 +314,34 @@ impl CoreInstance {
         match f(engine, &mut live.store) {
             Ok(value) => Ok(value),
             Err(error) => {
+                let refused_memory = live.store.data().refused_memory;
                 self.live = None;
                 if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
                     Err(CoreError::TimeLimit { function })
                 } else {
                     Err(CoreError::Trap {
                         function,
-                        message: format!("{error:#}"),
+                        message: self.trap_reason(&error, refused_memory),
                     })
                 }
             }
         }
+    }
+
+    /// Why a call failed, in a few words: running out of memory, or the trap itself;
+    /// never the guest's backtrace (it means nothing to the person reading it).
+    fn trap_reason(&self, error: &wasmtime::Error, refused_memory: bool) -> String {
+        if refused_memory {
+            return format!(
+                "it ran out of its {} MiB of memory, so the input is far larger than expected",
+                self.core.memory_limit >> 20
+            );
+        }
+        let reason = match error.downcast_ref::<Trap>() {
+            Some(trap) => trap.to_string(),
+            None => error.root_cause().to_string(),
+        };
+        reason.lines().next().unwrap_or_default().trim().to_string()
     }
 
     /// Change the time limit of this instance's calls.
@@ -391,5 +453,36 @@ impl CoreInstance {
     /// One `calvert eval` request; `Ok(Err(sentence))` is a rejected request.
     pub fn eval(&mut self, request: &str) -> Result<Result<EvalAnswer, String>, CoreError> {
         self.call("eval", |g, s| g.call_eval(s, request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_out_of_memory_is_one_sentence_without_a_backtrace() {
+        let capped = DecisionCore::load()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_memory_limit(32 << 20);
+        let request = format!(
+            r#"{{"op": "route", "address": "{}"}}"#,
+            "x".repeat(48 << 20)
+        );
+        let error = capped.instance().eval(&request).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                CoreError::Trap {
+                    function: "eval",
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        let sentence = error.to_string();
+        assert!(sentence.contains("ran out of its 32 MiB"), "{sentence}");
+        assert!(!sentence.contains("backtrace"), "{sentence}");
+        assert_eq!(sentence.lines().count(), 1, "{sentence}");
     }
 }

@@ -7,6 +7,10 @@ use std::process::ExitCode;
 
 use calvert::DecisionCore;
 
+/// The largest request `calvert eval` reads (docs/eval.md): far above a real one,
+/// well below what the core's memory can take.
+const MAX_REQUEST_BYTES: u64 = 16 << 20;
+
 /// Answer the request in `file` (standard input when absent or `-`). A request the
 /// core rejects exits with 2 and its sentence.
 pub(super) fn run(core: &DecisionCore, file: Option<PathBuf>) -> Result<ExitCode, String> {
@@ -26,16 +30,36 @@ pub(super) fn run(core: &DecisionCore, file: Option<PathBuf>) -> Result<ExitCode
     }
 }
 
+/// The request from `file` or standard input, refused beyond [`MAX_REQUEST_BYTES`].
 fn read_request(file: Option<PathBuf>) -> Result<String, String> {
     match file {
-        Some(path) if path.as_os_str() != "-" => std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display())),
-        _ => {
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .map_err(|e| format!("cannot read standard input: {e}"))?;
-            Ok(text)
+        Some(path) if path.as_os_str() != "-" => {
+            let source = path.display().to_string();
+            let file =
+                std::fs::File::open(&path).map_err(|e| format!("cannot read {source}: {e}"))?;
+            read_capped(file, &source)
         }
+        _ => read_capped(std::io::stdin(), "standard input"),
     }
+}
+
+/// At most [`MAX_REQUEST_BYTES`] of text from `input`, named `source` in errors.
+fn read_capped(input: impl Read, source: &str) -> Result<String, String> {
+    let mut bytes = Vec::new();
+    input
+        .take(MAX_REQUEST_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {source}: {e}"))?;
+    if bytes.len() as u64 > MAX_REQUEST_BYTES {
+        return Err(format!(
+            "the request on {source} is larger than {} MiB, the most calvert eval reads; real requests are far smaller, so check what is being sent",
+            MAX_REQUEST_BYTES >> 20
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "cannot read {source}: it is not UTF-8 text (byte {})",
+            e.utf8_error().valid_up_to()
+        )
+    })
 }
