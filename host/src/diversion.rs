@@ -333,20 +333,37 @@ impl DiversionTarget for HttpTarget {
             .await
             .map_err(|e| self.unavailable(e.to_string()))?;
         self.judge(phone, status, &body)?;
-        let current: CurrentBody = serde_json::from_str(&body).map_err(|e| {
-            self.unavailable(format!(
-                "its diversion read-back is not the documented JSON: {e}"
-            ))
-        })?;
-        let until = current
-            .until
-            .parse::<jiff::Timestamp>()
-            .map_err(|e| self.unavailable(format!("until {:?}: {e}", current.until)))?;
-        Ok(Some(Some(Applied {
-            reason: current.reason,
-            until: until.as_second(),
-        })))
+        let applied = parse_read_back(&body).map_err(|e| self.unavailable(e.to_string()))?;
+        Ok(Some(Some(applied)))
     }
+}
+
+/// Why a diversion read-back (`GET …/diversion`, 200) cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadBackError {
+    #[error("its diversion read-back is not the documented JSON: {detail}")]
+    NotJson { detail: String },
+    #[error("until {until:?}: {detail}")]
+    Until { until: String, detail: String },
+}
+
+/// What a diversion read-back says the phone shows: the documented JSON
+/// ([`CurrentBody`]) with `until` as an RFC 3339 instant.
+pub fn parse_read_back(body: &str) -> Result<Applied, ReadBackError> {
+    let current: CurrentBody = serde_json::from_str(body).map_err(|e| ReadBackError::NotJson {
+        detail: e.to_string(),
+    })?;
+    let until = current
+        .until
+        .parse::<jiff::Timestamp>()
+        .map_err(|e| ReadBackError::Until {
+            detail: e.to_string(),
+            until: current.until,
+        })?;
+    Ok(Applied {
+        reason: current.reason,
+        until: until.as_second(),
+    })
 }
 
 #[cfg(test)]

@@ -5,34 +5,23 @@
 mod phones;
 #[path = "support/prometheus.rs"]
 mod prometheus;
+#[path = "support/serve.rs"]
+mod serve;
 #[path = "support/wait.rs"]
 mod wait;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use calvert::diversion::utc;
 use calvert_exchange_sim::{Exchange, SimItem, start};
 use phones::Phones;
+use serve::Installation;
 
 const SECRET_SUBJECT: &str = "Hemlig förhandling";
-
-fn serve(config: &std::path::Path, log: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_calvert"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_work_and_restarted_nothing_is_lost_or_applied_twice() {
     let dir = std::env::temp_dir().join(format!("calvert-crash-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
 
     let exchange = Exchange::default();
     exchange.add_account("calvert", "secret", None);
@@ -41,56 +30,24 @@ async fn killed_mid_work_and_restarted_nothing_is_lost_or_applied_twice() {
         exchange.add_mailbox(&format!("{user}@flexi.se"));
     }
     let sim = start(exchange.clone()).await.unwrap();
-    // The admin port, to see the outbox drain before the last stop.
-    let admin = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
     let phones = Phones::default();
     let phones_addr = phones.start().await;
-
-    let mut text = format!(
-        r#"
-        [service]
-        state_dir = "state"
-        admin_listen = "{admin}"
-        debounce_ms = 20
-        [[exchange]]
-        name = "sim"
-        url = "{}"
-        ssl = false
-        auth = "basic"
-        user = "calvert"
-        password_env = "CALVERT_SIM_PASSWORD"
-        [[rule]]
-        server = "sim"
-        pattern = "flexi.se"
-        [[telephony]]
-        name = "pbx"
-        kind = "http"
-        url = "http://{phones_addr}"
-        reads_back = true
-        [[telephony_rule]]
-        target = "pbx"
-        pattern = "*"
-        [[trigger]]
-        word = "Lunch"
-        reason = "LUNCH"
-        "#,
-        sim.ews_url()
+    let calvert_users: Vec<(String, String)> = users
+        .iter()
+        .map(|u| (format!("{u}@flexi.se"), u.to_string()))
+        .collect();
+    let trigger = "[[trigger]]\nword = \"Lunch\"\nreason = \"LUNCH\"";
+    // The admin port shows the outbox drain before the last stop.
+    let installation = Installation::new(
+        dir.clone(),
+        &sim.ews_url(),
+        phones_addr,
+        trigger,
+        &calvert_users,
     );
-    for (i, user) in users.iter().enumerate() {
-        text += &format!(
-            "[[user]]\naddress = \"{user}@flexi.se\"\nintegration_id = \"{i}\"\ntelephony_id = \"{user}\"\n"
-        );
-    }
-    let config = dir.join("calvert.toml");
-    std::fs::write(&config, text).unwrap();
-    // SAFETY: set before any child starts; the tests in this file do not read it concurrently.
-    unsafe { std::env::set_var("CALVERT_SIM_PASSWORD", "secret") };
 
     let log1 = dir.join("first.log");
-    let mut child = serve(&config, &log1);
+    let mut child = installation.start(&log1);
     let t = jiff::Timestamp::now().as_second();
     let lunch = |until: i64| {
         let mut item = SimItem::appointment("x", &format!("Lunch {SECRET_SUBJECT}"), t - 60, until);
@@ -125,7 +82,7 @@ async fn killed_mid_work_and_restarted_nothing_is_lost_or_applied_twice() {
     let after_kill = phones.calls().len();
 
     let log2 = dir.join("second.log");
-    let mut child = serve(&config, &log2);
+    let mut child = installation.start(&log2);
     let final_until = utc(t + 600 + 5 * 60);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -143,15 +100,9 @@ async fn killed_mid_work_and_restarted_nothing_is_lost_or_applied_twice() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Let anything still queued drain, then stop.
-    let http = reqwest::Client::new();
-    let metrics_url = format!("http://{admin}/metrics");
     wait::until_async(wait::LIMIT, || async {
-        let text = match http.get(&metrics_url).send().await {
-            Ok(reply) => reply.text().await.map_err(|e| e.to_string())?,
-            Err(error) => return Err(format!("no metrics yet: {error}")),
-        };
-        let depth = prometheus::value(&text, "calvert_outbox_depth");
-        if text.contains("calvert_outbox_depth") && depth == 0.0 {
+        let depth = installation.outbox_depth().await?;
+        if depth == 0.0 {
             Ok(())
         } else {
             Err(format!("{depth} calls still queued"))

@@ -14,7 +14,7 @@ use super::state::{Mailbox, Service};
 use crate::component::wit::{self, Observation, StatusEvent};
 use crate::diversion::DiversionTarget;
 use crate::lock::lock;
-use crate::store::{Status, UserRecord};
+use crate::store::{Status, StoreError, UserRecord};
 
 /// How long (service-clock seconds) a calendar read may be re-used at boundaries;
 /// far inside the window read (at least a day ahead).
@@ -81,10 +81,7 @@ impl Service {
         // 1. admission
         let record = match store.user(address) {
             Ok(record) => record.unwrap_or_default(),
-            Err(error) => {
-                tracing::error!(mailbox = %address, %error, "state database");
-                return Next::Retry(STORE_RETRY);
-            }
+            Err(error) => return store_failed(address, error),
         };
         if let Some(next) = self.admit(mailbox, &record) {
             return next;
@@ -110,25 +107,27 @@ impl Service {
             Ok(decision) => decision,
             Err(error) => return Next::Fail(error.to_string()),
         };
-        // 4. expect, and read the phone back when nothing is queued
-        let pending = match store.outbox(address) {
-            Ok(pending) => pending,
-            Err(error) => {
-                tracing::error!(mailbox = %address, %error, "state database");
-                return Next::Retry(STORE_RETRY);
+        // 4. expect from one snapshot, and read the phone back when nothing is queued
+        let before = match store.snapshot(address) {
+            Ok(snapshot) => snapshot,
+            Err(error) => return store_failed(address, error),
+        };
+        let (observed, after) = if plan::expect(&before).read_phone {
+            let observed = self.observe(mailbox, target.as_ref()).await;
+            match store.snapshot(address) {
+                Ok(after) => (observed, after),
+                Err(error) => return store_failed(address, error),
             }
-        };
-        let expectation = plan::expect(&record, &pending);
-        let observed = if expectation.read_phone {
-            self.observe(mailbox, target.as_ref()).await
         } else {
-            Observation::Unknown
+            (Observation::Unknown, before.clone())
         };
+        let compared = plan::compare(&before, observed, &after);
         // 5. reconcile
         let desired = plan::desired(&decision);
-        let intended = expectation.intended.as_ref().map(plan::phone_diversion);
-        let reconciled =
-            self.with_core(|core| core.reconcile(desired.as_ref(), intended.as_ref(), &observed));
+        let intended = compared.intended.as_ref().map(plan::phone_diversion);
+        let reconciled = self.with_core(|core| {
+            core.reconcile(desired.as_ref(), intended.as_ref(), &compared.observed)
+        });
         let action = match reconciled {
             Ok(action) => action,
             Err(error) => return Next::Fail(error.to_string()),
@@ -321,4 +320,14 @@ impl Service {
             tracing::warn!(mailbox = %address, %error, "cannot record the sync time");
         }
     }
+}
+
+/// A store read failed: damaged data puts the user in Error (retrying cannot help;
+/// the other users go on), anything else is retried.
+fn store_failed(address: &str, error: StoreError) -> Next {
+    if error.is_damage() {
+        return Next::Fail(error.to_string());
+    }
+    tracing::error!(mailbox = %address, %error, "state database");
+    Next::Retry(STORE_RETRY)
 }

@@ -5,8 +5,10 @@
 //! 1. [`admission`]: may the step run (the configuration and the stored status)?
 //! 2. read the calendar; a failure → [`after_read_failure`] → the next wake;
 //! 3. the core's `decide`;
-//! 4. [`expect`]: what the phone will show once the outbox is sent, and whether to
-//!    read the phone back; the read → [`observation`];
+//! 4. [`expect`]: from one snapshot of the record and the outbox, what the phone
+//!    will show once the outbox is sent, and whether to read the phone back; the
+//!    read → [`observation`]; [`compare`]: what reconcile compares with, the
+//!    read-back counting only when the store did not move around it;
 //! 5. the core's `reconcile`;
 //! 6. [`plan`]: the diversion call to queue, the record edit, the next wake.
 
@@ -14,7 +16,7 @@ use std::time::Duration;
 
 use crate::component::wit::{Decision, Observation, PhoneDiversion, ReconcileAction};
 use crate::diversion::TargetError;
-use crate::store::{Applied, DiversionCall, OutboxEntry, Status, UserRecord};
+use crate::store::{Applied, DiversionCall, Snapshot, Status};
 
 /// What a mailbox step leads to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,15 +113,48 @@ pub struct Expectation {
     pub read_phone: bool,
 }
 
-pub fn expect(record: &UserRecord, pending: &[OutboxEntry]) -> Expectation {
-    match pending.last() {
+/// The expectation from one snapshot of the record and the outbox: a call confirmed
+/// while the step ran shows in the record or in the queue, never in neither.
+pub fn expect(snapshot: &Snapshot) -> Expectation {
+    match snapshot.pending.last() {
         Some(last) => Expectation {
             intended: last.call.applied(),
             read_phone: false,
         },
         None => Expectation {
-            intended: record.last_applied.clone(),
+            intended: snapshot.record.last_applied.clone(),
             read_phone: true,
+        },
+    }
+}
+
+/// What reconcile compares the desired diversion with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compared {
+    /// What Calvert set or is setting, as the newest snapshot has it.
+    pub intended: Option<Applied>,
+    /// The phone as read back, or `Unknown` when the reading cannot be trusted.
+    pub observed: Observation,
+}
+
+/// The step's inputs as one consistent view: the snapshot `before` the phone was
+/// read back (`observed`) and the snapshot `after`. The reading counts only when
+/// nothing was queued and nothing of Calvert's was confirmed in between; otherwise
+/// a diversion Calvert set or is setting could be on the phone and look manual, so
+/// the reading is `Unknown` and reconcile trusts what was last applied (a manual
+/// diversion is then seen at the next step). The intention is always the newest.
+pub fn compare(before: &Snapshot, observed: Observation, after: &Snapshot) -> Compared {
+    let expectation = expect(after);
+    let unmoved = before.pending == after.pending
+        && before.record.last_applied == after.record.last_applied
+        && before.record.last_applied_seq == after.record.last_applied_seq;
+    let trusted = unmoved && expect(before).read_phone && expectation.read_phone;
+    Compared {
+        intended: expectation.intended,
+        observed: if trusted {
+            observed
+        } else {
+            Observation::Unknown
         },
     }
 }

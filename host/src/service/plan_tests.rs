@@ -4,6 +4,15 @@ use std::time::Duration;
 
 use super::*;
 use crate::component::wit::Diversion;
+use crate::store::{OutboxEntry, UserRecord};
+
+/// A snapshot of `record` with `pending` queued.
+fn snap(record: &UserRecord, pending: &[OutboxEntry]) -> Snapshot {
+    Snapshot {
+        record: record.clone(),
+        pending: pending.to_vec(),
+    }
+}
 
 fn applied(reason: &str, until: i64) -> Applied {
     Applied {
@@ -119,14 +128,14 @@ fn the_phone_is_expected_as_the_queue_leaves_it_and_read_only_when_nothing_is_qu
         ..UserRecord::default()
     };
     assert_eq!(
-        expect(&record, &[]),
+        expect(&snap(&record, &[])),
         Expectation {
             intended: Some(applied("LUNCH", 100)),
             read_phone: true
         }
     );
     assert_eq!(
-        expect(&UserRecord::default(), &[]),
+        expect(&snap(&UserRecord::default(), &[])),
         Expectation {
             intended: None,
             read_phone: true
@@ -134,7 +143,7 @@ fn the_phone_is_expected_as_the_queue_leaves_it_and_read_only_when_nothing_is_qu
     );
     let queued = [entry(1, DiversionCall::Clear), entry(2, set("MOTE", 200))];
     assert_eq!(
-        expect(&record, &queued),
+        expect(&snap(&record, &queued)),
         Expectation {
             intended: Some(applied("MOTE", 200)),
             read_phone: false
@@ -142,12 +151,105 @@ fn the_phone_is_expected_as_the_queue_leaves_it_and_read_only_when_nothing_is_qu
     );
     let cleared = [entry(3, set("MOTE", 200)), entry(4, DiversionCall::Clear)];
     assert_eq!(
-        expect(&record, &cleared),
+        expect(&snap(&record, &cleared)),
         Expectation {
             intended: None,
             read_phone: false
         }
     );
+}
+
+#[test]
+fn the_phone_read_back_counts_only_when_the_store_did_not_move_around_it() {
+    let lunch = PhoneDiversion {
+        reason: "LUNCH".into(),
+        until: 100,
+    };
+    let mote = PhoneDiversion {
+        reason: "MOTE".into(),
+        until: 200,
+    };
+    let applied_as = |what: &PhoneDiversion, seq| UserRecord {
+        last_applied: Some(applied(&what.reason, what.until)),
+        last_applied_seq: Some(seq),
+        ..UserRecord::default()
+    };
+    let lunch_applied = snap(&applied_as(&lunch, 3), &[]);
+    let mote_queued = snap(
+        &applied_as(&lunch, 3),
+        &[entry(4, set(&mote.reason, mote.until))],
+    );
+    let mote_applied = snap(&applied_as(&mote, 4), &[]);
+    let shows = |what: &PhoneDiversion| Observation::Present(what.clone());
+    // (before, observed, after) → (intended, observed as reconcile sees it)
+    let table = [
+        // Nothing moved: the reading counts, a manual diversion is seen.
+        (
+            &lunch_applied,
+            shows(&mote),
+            &lunch_applied,
+            Some(&lunch),
+            shows(&mote),
+        ),
+        (
+            &lunch_applied,
+            Observation::None,
+            &lunch_applied,
+            Some(&lunch),
+            Observation::None,
+        ),
+        // A call was queued: the phone is not read, the queue is the intention.
+        (
+            &mote_queued,
+            Observation::Unknown,
+            &mote_queued,
+            Some(&mote),
+            Observation::Unknown,
+        ),
+        // Calvert's own call confirmed while the phone was read back (the restart
+        // re-sending a pending call): never taken for a manual diversion.
+        (
+            &mote_queued,
+            shows(&mote),
+            &mote_applied,
+            Some(&mote),
+            Observation::Unknown,
+        ),
+        (
+            &lunch_applied,
+            shows(&mote),
+            &mote_applied,
+            Some(&mote),
+            Observation::Unknown,
+        ),
+        // The record moved under the reading (a confirmation with the same queue).
+        (
+            &lunch_applied,
+            shows(&lunch),
+            &mote_applied,
+            Some(&mote),
+            Observation::Unknown,
+        ),
+        // After the confirmation the snapshot is consistent: the reading counts.
+        (
+            &mote_applied,
+            shows(&mote),
+            &mote_applied,
+            Some(&mote),
+            shows(&mote),
+        ),
+    ];
+    for (before, observed, after, intended, want) in table {
+        let compared = compare(before, observed.clone(), after);
+        assert_eq!(
+            compared,
+            Compared {
+                intended: intended.map(|d| applied(&d.reason, d.until)),
+                observed: want,
+            },
+            "{before:?} {observed:?} {after:?}"
+        );
+    }
 }
 
 #[test]

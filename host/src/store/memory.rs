@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::{DiversionCall, OutboxEntry, Store, StoreError, UserRecord, user_key};
+use super::{DiversionCall, OutboxEntry, Snapshot, Store, StoreError, UserRecord, user_key};
 use crate::lock::lock;
 
 /// A store that forgets everything when dropped.
@@ -92,11 +92,26 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    fn snapshot(&self, address: &str) -> Result<Snapshot, StoreError> {
+        let state = self.state();
+        let key = user_key(address);
+        Ok(Snapshot {
+            record: state.users.get(&key).cloned().unwrap_or_default(),
+            pending: state
+                .outbox
+                .range((key.clone(), 0)..=(key, u64::MAX))
+                .map(|(_, e)| e.clone())
+                .collect(),
+        })
+    }
+
     fn complete(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
         let mut state = self.state();
         let key = user_key(&entry.address);
         if state.outbox.remove(&(key.clone(), entry.seq)).is_some() {
-            state.users.entry(key).or_default().last_applied = entry.call.applied();
+            let record = state.users.entry(key).or_default();
+            record.last_applied = entry.call.applied();
+            record.last_applied_seq = Some(entry.seq);
         }
         Ok(())
     }

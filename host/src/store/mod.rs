@@ -11,17 +11,27 @@
 //! reply is recognised by the receiver. [`Store::complete`] removes the entry and
 //! records `last_applied` in one atomic step.
 //!
+//! At open, [`SledStore`] checks every counter against the queued calls, the calls
+//! last applied and the key ledger, and moves counters up where the database lost
+//! its newest writes (`keys.rs`, `ledger.rs`, `recovery.rs`); a user record it cannot
+//! read is set aside and the user put in Error.
+//!
 //! Two stores implement it: [`SledStore`] (the service's) and [`MemoryStore`] (tests,
 //! benchmarks, the demo), each in its own file. One test suite runs against both
 //! (`store_suite!` in `suite.rs`).
 
+mod keys;
+mod ledger;
 mod memory;
+mod recovery;
 mod sled;
 #[cfg(test)]
 mod suite;
 
 use serde::{Deserialize, Serialize};
 
+pub use keys::KeyRepair;
+pub use ledger::LEDGER_FILE;
 pub use memory::MemoryStore;
 pub use sled::SledStore;
 
@@ -59,6 +69,9 @@ pub struct Applied {
 pub struct UserRecord {
     pub status: Status,
     pub last_applied: Option<Applied>,
+    /// The sequence number of the call last applied (its idempotency key's number).
+    #[serde(default)]
+    pub last_applied_seq: Option<u64>,
     /// When the calendar was last read successfully (seconds since the epoch).
     pub last_sync: Option<i64>,
     /// EWS `SyncFolderItems` state. Nothing sets it yet: kept for the two-way
@@ -113,21 +126,93 @@ impl OutboxEntry {
     }
 }
 
+/// A user's record and queued calls as they were at one moment: a call confirmed
+/// in between shows either as queued or as applied, never as neither.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Snapshot {
+    pub record: UserRecord,
+    pub pending: Vec<OutboxEntry>,
+}
+
+/// What to do with a damaged state directory, and what it costs.
+const DAMAGED_ADVICE: &str = "restore the state directory from a backup; or stop Calvert, move the directory aside and start it again: Calvert then rebuilds its state from Exchange and the phones (every configured user starts again, administrators' passivations and queued calls are lost and re-decided from the calendars, and idempotency keys start again from #0, so a telephony system that remembers keys must forget Calvert's)";
+
 /// Why the store could not answer or keep a change.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The directory could not be opened: permissions, the disk, another Calvert.
     #[error(
         "cannot open the state database at {path}: {source}; check that the directory is writable and that no other Calvert runs on it"
     )]
     Open { path: String, source: ::sled::Error },
+    /// sled found damaged data (at open or in a read).
+    #[error(
+        "the state database in {path} is damaged ({detail}); {}",
+        DAMAGED_ADVICE
+    )]
+    Damaged { path: String, detail: String },
     #[error("the state database failed: {0}; check the disk (space, permissions) and restart")]
-    Database(#[from] ::sled::Error),
+    Database(::sled::Error),
     #[error("a state database task stopped before it finished: {0}; the change is retried")]
     Task(String),
+    /// One record's bytes are not a record (sled's checksums passed).
     #[error(
-        "the state database holds a record Calvert cannot read ({key}): {detail}; restore a backup or remove the state directory to start afresh"
+        "the stored record {key} cannot be read ({detail}); restart Calvert to set it aside and put that user in error, or restore the state directory from a backup"
     )]
     Corrupt { key: String, detail: String },
+    /// The key ledger (see `ledger.rs`) cannot be read or written.
+    #[error(
+        "cannot write the key ledger {path}: {source}; check the disk (space, permissions): no diversion call is sent until it is written"
+    )]
+    Ledger {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl From<::sled::Error> for StoreError {
+    /// sled's corruption is damage to the data, with its own advice; every other
+    /// failure is the disk's or the system's.
+    fn from(error: ::sled::Error) -> Self {
+        match error {
+            ::sled::Error::Corruption { .. } => StoreError::Damaged {
+                path: "service.state_dir".into(),
+                detail: error.to_string(),
+            },
+            other => StoreError::Database(other),
+        }
+    }
+}
+
+impl StoreError {
+    /// An error at open of the database in `path`: damaged data apart from the
+    /// directory's own troubles (permissions, the disk, a second Calvert).
+    pub fn at_open(path: &std::path::Path, error: ::sled::Error) -> Self {
+        let path = path.display().to_string();
+        match error {
+            ::sled::Error::Corruption { .. } | ::sled::Error::ReportableBug(_) => {
+                StoreError::Damaged {
+                    path,
+                    detail: error.to_string(),
+                }
+            }
+            ::sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::InvalidData => {
+                StoreError::Damaged {
+                    path,
+                    detail: error.to_string(),
+                }
+            }
+            source => StoreError::Open { path, source },
+        }
+    }
+
+    /// The stored data itself is bad (not the disk, not a task): retrying cannot help.
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Damaged { .. } | StoreError::Corrupt { .. }
+        )
+    }
 }
 
 /// Calvert's memory. Every method that changes something is durable when it returns.
@@ -161,8 +246,26 @@ pub trait Store: Send + Sync {
     ) -> Result<OutboxEntry, StoreError>;
     /// The user's pending calls, oldest first.
     fn outbox(&self, address: &str) -> Result<Vec<OutboxEntry>, StoreError>;
+    /// The user's record (the default when never seen) and pending calls, as one
+    /// moment saw them. The default reads the queue, the record, and the queue again
+    /// until the two queues agree (nothing moved meanwhile); should they keep moving,
+    /// the first queue with the record, in which a call confirmed in between is both
+    /// queued and applied, never neither.
+    fn snapshot(&self, address: &str) -> Result<Snapshot, StoreError> {
+        let mut pending = self.outbox(address)?;
+        for _ in 0..3 {
+            let record = self.user(address)?.unwrap_or_default();
+            let again = self.outbox(address)?;
+            if again == pending {
+                return Ok(Snapshot { record, pending });
+            }
+            pending = again;
+        }
+        let record = self.user(address)?.unwrap_or_default();
+        Ok(Snapshot { record, pending })
+    }
     /// The telephony system confirmed `entry`: remove it and record what the phone
-    /// now shows, atomically.
+    /// now shows (and `entry.seq` as the last applied number), atomically.
     fn complete(&self, entry: &OutboxEntry) -> Result<(), StoreError>;
     /// Addresses with pending calls.
     fn pending_users(&self) -> Result<Vec<String>, StoreError>;
@@ -173,4 +276,40 @@ pub trait Store: Send + Sync {
 /// Records are kept under the lower-cased address: addresses ignore case.
 fn user_key(address: &str) -> String {
     address.to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn damaged_data_is_told_apart_from_the_directorys_own_troubles() {
+        let path = std::path::Path::new("/var/lib/calvert");
+        let corrupt = StoreError::at_open(path, ::sled::Error::Corruption { at: None, bt: () });
+        let sentence = corrupt.to_string();
+        assert!(corrupt.is_damage());
+        assert!(
+            sentence.contains("/var/lib/calvert is damaged"),
+            "{sentence}"
+        );
+        assert!(sentence.contains("backup"), "{sentence}");
+        assert!(sentence.contains("move the directory aside"), "{sentence}");
+        assert!(
+            sentence.contains("rebuilds its state from Exchange"),
+            "{sentence}"
+        );
+        assert!(!sentence.contains("writable"), "{sentence}");
+
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let denied = StoreError::at_open(path, ::sled::Error::Io(denied));
+        assert!(!denied.is_damage());
+        assert!(denied.to_string().contains("writable"), "{denied}");
+
+        // The same damage found in a read while running.
+        let read = StoreError::from(::sled::Error::Corruption { at: None, bt: () });
+        assert!(read.is_damage());
+        assert!(read.to_string().contains("backup"), "{read}");
+        let io = StoreError::from(::sled::Error::Io(std::io::Error::other("disk full")));
+        assert!(!io.is_damage());
+    }
 }

@@ -3,10 +3,13 @@
 
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::{DiversionCall, OutboxEntry, Store, StoreError, UserRecord, user_key};
+use super::keys::KeyRepair;
+use super::ledger::KeyLedger;
+use super::{DiversionCall, OutboxEntry, Store, StoreError, UserRecord, recovery, user_key};
 use crate::lock::lock;
 
 /// The service's store: sled 0.34 with a bounded page cache. Every change is
@@ -17,6 +20,14 @@ pub struct SledStore {
     users: sled::Tree,
     outbox: sled::Tree,
     commit: GroupCommit,
+    /// Counts the sequence numbers handed out, durably before a key is sent.
+    ledger: KeyLedger,
+    /// The sum of every user's next sequence number: what the ledger must say.
+    issued: AtomicU64,
+    /// Where a user never seen starts counting (above keys lost with a damaged log).
+    floor: u64,
+    /// What the check at open repaired.
+    repairs: Vec<KeyRepair>,
 }
 
 /// Group commit: a caller that needs its write durable takes a ticket; one caller at
@@ -41,24 +52,44 @@ struct CommitState {
 
 impl SledStore {
     /// Open (or create) the database in `path`, with a page cache of `cache_bytes`.
+    ///
+    /// Then check every idempotency-key counter (`recovery.rs`): counters move up
+    /// past every key the store or the key ledger knows of, a record that cannot be
+    /// read is set aside and its user put in Error; each repair is logged (warn).
+    /// Damaged data gives [`StoreError::Damaged`], with what to do.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        let at_open = |e| StoreError::at_open(path, e);
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
             .mode(sled::Mode::LowSpace)
             .open()
-            .map_err(|source| StoreError::Open {
-                path: path.display().to_string(),
-                source,
-            })?;
-        let users = db.open_tree("users")?;
-        let outbox = db.open_tree("outbox")?;
+            .map_err(at_open)?;
+        let users = db.open_tree("users").map_err(at_open)?;
+        let outbox = db.open_tree("outbox").map_err(at_open)?;
+        let (ledger, ledger_read) = KeyLedger::open(path)?;
+        let recovered = recovery::recover(&db, &users, &outbox, &ledger_read)
+            .and_then(|recovered| {
+                db.flush()?;
+                Ok(recovered)
+            })
+            .map_err(|e| in_dir(e, path))?;
+        ledger.reset(recovered.issued)?;
         Ok(SledStore {
             db,
             users,
             outbox,
             commit: GroupCommit::default(),
+            ledger,
+            issued: AtomicU64::new(recovered.issued),
+            floor: recovered.floor,
+            repairs: recovered.repairs,
         })
+    }
+
+    /// The counters the check at open moved, and why (each also logged).
+    pub fn repairs(&self) -> &[KeyRepair] {
+        &self.repairs
     }
 
     /// Read, change and write one user's record in a transaction (not flushed).
@@ -69,16 +100,27 @@ impl SledStore {
     ) -> Result<UserRecord, StoreError> {
         let key = user_key(address);
         let change = std::cell::RefCell::new(change);
-        self.users
+        let (record, counted) = self
+            .users
             .transaction(|users| {
-                let mut record = stored_record(users, &key)?;
+                let (mut record, counted) = stored_record(users, &key, self.floor)?;
                 let next_seq = record.next_seq;
                 (change.borrow_mut())(&mut record);
                 record.next_seq = record.next_seq.max(next_seq);
                 users.insert(key.as_bytes(), encode(&record))?;
-                Ok(record)
+                Ok((record, counted))
             })
-            .map_err(transaction_error)
+            .map_err(transaction_error)?;
+        self.count(record.next_seq, counted);
+        Ok(record)
+    }
+
+    /// A record's counter went from `counted` to `next_seq`: the ledger must say so.
+    fn count(&self, next_seq: u64, counted: u64) {
+        let added = next_seq.saturating_sub(counted);
+        if added > 0 {
+            self.issued.fetch_add(added, Ordering::SeqCst);
+        }
     }
 
     /// Make every write this thread has done durable (see [`GroupCommit`]).
@@ -101,7 +143,14 @@ impl SledStore {
             state.flushing = true;
             let covers = state.requested;
             drop(state);
-            let result = self.db.flush();
+            // Read before the flush: every number counted here was written before,
+            // so the flush makes it durable before the ledger counts it.
+            let issued = self.issued.load(Ordering::SeqCst);
+            let result = self
+                .db
+                .flush()
+                .map_err(StoreError::from)
+                .and_then(|_| self.ledger.record(issued));
             state = lock(&self.commit.state);
             state.flushing = false;
             state.flushes += 1;
@@ -120,33 +169,59 @@ impl SledStore {
     }
 }
 
-fn outbox_key(address: &str, seq: u64) -> Vec<u8> {
+pub(super) fn outbox_key(address: &str, seq: u64) -> Vec<u8> {
     let mut key = user_key(address).into_bytes();
     key.push(0);
     key.extend_from_slice(&seq.to_be_bytes());
     key
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+/// A damaged-data error names the directory it was found in.
+fn in_dir(error: StoreError, path: &Path) -> StoreError {
+    match error {
+        StoreError::Damaged { detail, .. } => StoreError::Damaged {
+            path: path.display().to_string(),
+            detail,
+        },
+        other => other,
+    }
+}
+
+pub(super) fn decode<T: for<'de> Deserialize<'de>>(
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
         key: String::from_utf8_lossy(key).into_owned(),
         detail: e.to_string(),
     })
 }
 
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+pub(super) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Plain structs of strings and numbers: serialising cannot fail.
     serde_json::to_vec(value).unwrap_or_default()
 }
 
-/// A user's record as a transaction sees it (the default when never written).
+/// A user's record as a transaction sees it (when never written: the default,
+/// counting from `floor`), and the counter the ledger already counts for it.
 fn stored_record(
     users: &sled::transaction::TransactionalTree,
     key: &str,
-) -> Result<UserRecord, sled::transaction::ConflictableTransactionError<StoreError>> {
+    floor: u64,
+) -> Result<(UserRecord, u64), sled::transaction::ConflictableTransactionError<StoreError>> {
     match users.get(key.as_bytes())? {
-        Some(bytes) => decode(key.as_bytes(), &bytes).map_err(abort),
-        None => Ok(UserRecord::default()),
+        Some(bytes) => {
+            let record: UserRecord = decode(key.as_bytes(), &bytes).map_err(abort)?;
+            let counted = record.next_seq;
+            Ok((record, counted))
+        }
+        None => Ok((
+            UserRecord {
+                next_seq: floor,
+                ..UserRecord::default()
+            },
+            0,
+        )),
     }
 }
 
@@ -158,7 +233,7 @@ fn abort(e: StoreError) -> sled::transaction::ConflictableTransactionError<Store
 fn transaction_error(e: sled::transaction::TransactionError<StoreError>) -> StoreError {
     match e {
         sled::transaction::TransactionError::Abort(e) => e,
-        sled::transaction::TransactionError::Storage(e) => StoreError::Database(e),
+        sled::transaction::TransactionError::Storage(e) => StoreError::from(e),
     }
 }
 
@@ -210,9 +285,9 @@ impl Store for SledStore {
     ) -> Result<OutboxEntry, StoreError> {
         use sled::Transactional;
         let key = user_key(address);
-        let entry = (&self.users, &self.outbox)
+        let (entry, counted) = (&self.users, &self.outbox)
             .transaction(|(users, outbox)| {
-                let mut record = stored_record(users, &key)?;
+                let (mut record, counted) = stored_record(users, &key, self.floor)?;
                 let entry = OutboxEntry {
                     address: key.clone(),
                     seq: record.next_seq,
@@ -222,9 +297,10 @@ impl Store for SledStore {
                 record.next_seq += 1;
                 users.insert(key.as_bytes(), encode(&record))?;
                 outbox.insert(outbox_key(&key, entry.seq), encode(&entry))?;
-                Ok(entry)
+                Ok((entry, counted))
             })
             .map_err(transaction_error)?;
+        self.count(entry.seq.saturating_add(1), counted);
         self.flush()?;
         Ok(entry)
     }
@@ -244,17 +320,21 @@ impl Store for SledStore {
     fn complete(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
         use sled::Transactional;
         let key = user_key(&entry.address);
-        (&self.users, &self.outbox)
+        let counted = (&self.users, &self.outbox)
             .transaction(|(users, outbox)| {
                 if outbox.remove(outbox_key(&key, entry.seq))?.is_none() {
-                    return Ok(());
+                    return Ok(None);
                 }
-                let mut record = stored_record(users, &key)?;
+                let (mut record, counted) = stored_record(users, &key, self.floor)?;
                 record.last_applied = entry.call.applied();
+                record.last_applied_seq = Some(entry.seq);
                 users.insert(key.as_bytes(), encode(&record))?;
-                Ok(())
+                Ok(Some((record.next_seq, counted)))
             })
             .map_err(transaction_error)?;
+        if let Some((next_seq, counted)) = counted {
+            self.count(next_seq, counted);
+        }
         self.flush()
     }
 
@@ -280,27 +360,10 @@ impl Store for SledStore {
 mod tests {
     use super::*;
     use crate::store::Status;
-    use crate::store::suite::{TempDir, temp_dir};
+    use crate::store::suite::{TempDir, temp_dir, when_unlocked};
 
-    /// Open `dir` again once the store dropped before it has let go: sled releases
-    /// the directory lock from its flusher thread shortly after the drop, later on a
-    /// loaded machine.
     fn reopen(dir: &Path) -> SledStore {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            match SledStore::open(dir, 1 << 20) {
-                Ok(store) => return store,
-                Err(StoreError::Open {
-                    source: sled::Error::Io(e),
-                    ..
-                }) if e.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < deadline =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                Err(e) => panic!("{e}"),
-            }
-        }
+        when_unlocked(|| SledStore::open(dir, 1 << 20))
     }
 
     #[test]

@@ -99,6 +99,39 @@ macro_rules! store_suite {
                 assert_eq!(d.seq, 2);
                 assert_ne!(d.idempotency_key(), a.idempotency_key());
             }
+
+            #[test]
+            fn a_snapshot_shows_a_confirmed_call_as_applied_with_its_number() {
+                let (store, _dir) = $make;
+                assert_eq!(store.snapshot("kim@flexi.se").unwrap(), Snapshot::default());
+                let a = store.enqueue("kim@flexi.se", set("LUNCH", 10), 1).unwrap();
+                let b = store
+                    .enqueue("Kim@Flexi.se", DiversionCall::Clear, 2)
+                    .unwrap();
+                let queued = store.snapshot("kim@flexi.se").unwrap();
+                assert_eq!(queued.pending, vec![a.clone(), b.clone()]);
+                assert_eq!(
+                    (queued.record.next_seq, queued.record.last_applied_seq),
+                    (2, None)
+                );
+                store.complete(&a).unwrap();
+                let confirmed = store.snapshot("KIM@flexi.se").unwrap();
+                assert_eq!(confirmed.pending, vec![b.clone()]);
+                assert_eq!(confirmed.record.last_applied, set("LUNCH", 10).applied());
+                assert_eq!(confirmed.record.last_applied_seq, Some(0));
+                store.complete(&b).unwrap();
+                let done = store.snapshot("kim@flexi.se").unwrap();
+                assert!(done.pending.is_empty());
+                assert_eq!(
+                    (done.record.last_applied, done.record.last_applied_seq),
+                    (None, Some(1))
+                );
+                // Another user's queue is not in kim's snapshot.
+                store
+                    .enqueue("eva@flexi.se", DiversionCall::Clear, 3)
+                    .unwrap();
+                assert!(store.snapshot("kim@flexi.se").unwrap().pending.is_empty());
+            }
         }
     };
 }
@@ -112,6 +145,27 @@ pub(super) fn temp_dir(name: &str) -> std::path::PathBuf {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     dir
+}
+
+/// Run `open` until it succeeds, while sled still holds the directory lock of a
+/// store just dropped: sled releases it from its flusher thread shortly after the
+/// drop, later on a loaded machine.
+pub(super) fn when_unlocked<T>(mut open: impl FnMut() -> Result<T, StoreError>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match open() {
+            Ok(opened) => return opened,
+            Err(StoreError::Open {
+                source: ::sled::Error::Io(e),
+                ..
+            }) if e.to_string().contains("could not acquire lock")
+                && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
 }
 
 /// Removes the directory when the test ends.

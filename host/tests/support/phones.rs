@@ -4,7 +4,9 @@
 //! acknowledged but not applied again, and counted), can be taken down (503, and
 //! each refused request counted), counts the read-backs of each phone (the service
 //! reads a phone back in a mailbox step, after reading the calendar), and lets a test
-//! set a manual diversion as a person at the switchboard would.
+//! set a manual diversion as a person at the switchboard would. It also logs every
+//! set and clear it received (repeats included) with its key, for the crash loop's
+//! audit, and counts the calls applied but not yet answered.
 
 #![allow(dead_code)]
 
@@ -29,12 +31,25 @@ pub struct Call {
     pub arrived: i64,
 }
 
+/// One set or clear as it arrived, applied or a repeat (not one refused while down).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub phone: String,
+    pub key: String,
+    /// "set REASON until" or "clear".
+    pub what: String,
+}
+
 #[derive(Default)]
 struct State_ {
     shown: BTreeMap<String, (String, String)>,
     calls: Vec<Call>,
     keys: HashSet<String>,
     repeats: usize,
+    /// Every set and clear received, in arrival order, repeats included.
+    received: Vec<Received>,
+    /// Calls applied whose answer is still being delayed.
+    answering: usize,
     /// Read-backs (GET) per phone, answered or refused.
     reads: BTreeMap<String, usize>,
     /// Sets and clears refused while down.
@@ -72,6 +87,16 @@ impl Phones {
     /// Calls that arrived again with a key already applied.
     pub fn repeats(&self) -> usize {
         self.lock().repeats
+    }
+
+    /// Every set and clear received, in arrival order, repeats included.
+    pub fn received(&self) -> Vec<Received> {
+        self.lock().received.clone()
+    }
+
+    /// Calls applied whose answer the configured delay still holds back.
+    pub fn answering(&self) -> usize {
+        self.lock().answering
     }
 
     /// The phone's applied calls with their arrival times (seconds since the epoch).
@@ -184,6 +209,11 @@ impl Phones {
                 state.refused_calls += 1;
                 return StatusCode::SERVICE_UNAVAILABLE.into_response();
             }
+            state.received.push(Received {
+                phone: phone.clone(),
+                key: key.clone(),
+                what: what.clone(),
+            });
             if !state.keys.insert(key.clone()) {
                 state.repeats += 1;
                 return StatusCode::NO_CONTENT.into_response();
@@ -198,10 +228,23 @@ impl Phones {
                 Some(shown) => state.shown.insert(phone, shown),
                 None => state.shown.remove(&phone),
             };
+            state.answering += 1;
             state.delay
         };
+        // Counted down even when the caller hangs up (is killed) during the delay.
+        let _answered = Answered(self.clone());
         tokio::time::sleep(delay).await;
         StatusCode::NO_CONTENT.into_response()
+    }
+}
+
+/// Counts a call as answered when its handler ends, however it ends.
+struct Answered(Phones);
+
+impl Drop for Answered {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.answering = state.answering.saturating_sub(1);
     }
 }
 

@@ -36,6 +36,9 @@ pub struct World {
     pub service: ServiceHandle,
 }
 
+/// The admin token the worlds' services are configured with (`GET /users`, POSTs).
+pub const ADMIN_TOKEN: &str = "world-admin-token-0123456789";
+
 /// The service's configuration: three users (kim, Eva, and ghost, whom the service
 /// account may not open), two triggers, one phone receiver.
 pub fn config_text(sim: &Server, phones: std::net::SocketAddr) -> String {
@@ -43,6 +46,7 @@ pub fn config_text(sim: &Server, phones: std::net::SocketAddr) -> String {
         r#"
         [service]
         admin_listen = "127.0.0.1:0"
+        admin_token_env = "CALVERT_ADMIN_TOKEN"
         debounce_ms = 50
         zone = "Europe/Stockholm"
         failures_before_error = 2
@@ -153,7 +157,10 @@ impl World {
         let mut config = ServiceConfig::from_toml(
             &text,
             Path::new("calvert.toml"),
-            &std::collections::BTreeMap::new(),
+            &std::collections::BTreeMap::from([(
+                "CALVERT_ADMIN_TOKEN".to_string(),
+                ADMIN_TOKEN.to_string(),
+            )]),
             &mut core().instance(),
         )
         .unwrap_or_else(|e| panic!("{e}"));
