@@ -1028,9 +1028,11 @@ mod autodiscover {
     use calvert::ews::autodiscover::AutodiscoverError;
     use calvert::ews::discovery::{Discoverer, DiscoveryError};
 
+    /// The simulator over plain http, opted in by name as a test server.
     fn discoverer(server: &Server) -> Discoverer {
         Discoverer::new("calvert", "secret", Duration::from_secs(5))
             .unwrap()
+            .with_plain_http(&[server.addr.ip().to_string()])
             .with_endpoints(vec![format!(
                 "http://{}/autodiscover/autodiscover.svc",
                 server.addr
@@ -1505,7 +1507,7 @@ mod heartbeats {
 mod srv {
     use super::*;
     use calvert::ews::discovery::{Discoverer, DiscoveryError, NameServer};
-    use hickory_resolver::proto::op::{Message, MessageType};
+    use hickory_resolver::proto::op::Message;
     use hickory_resolver::proto::rr::rdata::SRV;
     use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
     use std::sync::{Arc, Mutex};
@@ -1528,15 +1530,11 @@ mod srv {
                 let Ok(query) = Message::from_vec(&buffer[..n]) else {
                     continue;
                 };
-                let mut reply = Message::new();
-                reply
-                    .set_id(query.id())
-                    .set_message_type(MessageType::Response)
-                    .set_op_code(query.op_code())
-                    .set_recursion_desired(query.recursion_desired())
-                    .set_recursion_available(true)
-                    .set_authoritative(true);
-                for question in query.queries() {
+                let mut reply = Message::response(query.metadata.id, query.metadata.op_code);
+                reply.metadata.recursion_desired = query.metadata.recursion_desired;
+                reply.metadata.recursion_available = true;
+                reply.metadata.authoritative = true;
+                for question in &query.queries {
                     reply.add_query(question.clone());
                     log.lock().unwrap().push(question.name().to_utf8());
                     if question.query_type() != RecordType::SRV {
@@ -1587,10 +1585,12 @@ mod srv {
             (0, 60, port, "localhost."),
         ])
         .await;
+        // The simulator's name is outside flexi.test: allowed by name.
         let discoverer = Discoverer::new("calvert", "secret", Duration::from_secs(5))
             .unwrap()
             .with_ca_bundle(&ca)
             .unwrap()
+            .with_autodiscover_hosts(&["localhost".to_string()])
             .with_name_server(NameServer::Udp(dns));
         let settings = discoverer.discover("kim@flexi.test").await.unwrap();
         assert_eq!(settings.ews_url, server.ews_url());
@@ -1628,6 +1628,30 @@ mod srv {
                     .contains(&"https://gone.flexi.test/autodiscover/autodiscover.svc".to_string())
                 && !tried.iter().any(|t| t.contains("localhost")),
             "{tried:?}"
+        );
+        assert_eq!(server.exchange.autodiscover_requests(), 0);
+        let _ = std::fs::remove_file(ca);
+    }
+
+    /// An SRV record naming a host outside the mailbox's domain (and not allowed)
+    /// is not asked: the password never goes there, and the error names the host
+    /// and the setting.
+    #[tokio::test]
+    async fn an_srv_record_naming_a_foreign_host_is_refused() {
+        let (server, ca) = https_simulator().await;
+        let (dns, _) = dns_server(vec![(0, 60, server.addr.port(), "localhost.")]).await;
+        let discoverer = Discoverer::new("calvert", "secret", Duration::from_secs(5))
+            .unwrap()
+            .with_ca_bundle(&ca)
+            .unwrap()
+            .with_name_server(NameServer::Udp(dns));
+        let err = discoverer.discover("kim@flexi.test").await.unwrap_err();
+        assert!(matches!(err, DiscoveryError::Refused { .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.contains("localhost, outside flexi.test")
+                && message.contains("add it to autodiscover_hosts"),
+            "{message}"
         );
         assert_eq!(server.exchange.autodiscover_requests(), 0);
         let _ = std::fs::remove_file(ca);

@@ -39,7 +39,11 @@ fn attr(e: &BytesStart<'_>, name: &[u8]) -> Option<String> {
     e.attributes()
         .flatten()
         .find(|a| a.key.local_name().as_ref() == name)
-        .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
+        .and_then(|a| {
+            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .ok()
+                .map(|v| v.into_owned())
+        })
 }
 
 /// An xs:dateTime as seconds since 1970.
@@ -57,7 +61,7 @@ pub(crate) fn parse_request(body: &str) -> Result<Parsed, String> {
             Event::End(e) if e.local_name().as_ref() == b"CalendarItem" => reading.in_item = false,
             Event::Text(t) if reading.text_of.is_some() => {
                 let value = t
-                    .xml_content()
+                    .xml10_content()
                     .map_err(|e| e.to_string())?
                     .trim()
                     .to_string();
@@ -65,7 +69,7 @@ pub(crate) fn parse_request(body: &str) -> Result<Parsed, String> {
             }
             Event::Text(t) if reading.in_smtp => {
                 reading.parsed.impersonated = Some(
-                    t.xml_content()
+                    t.xml10_content()
                         .map_err(|e| e.to_string())?
                         .trim()
                         .to_ascii_lowercase(),

@@ -22,9 +22,15 @@ pub struct CheckArgs {
     /// Autodiscover from the mailbox's domain when left out (Basic sign-in).
     #[arg(long)]
     url: Option<String>,
-    /// An Autodiscover endpoint to ask instead of the domain's usual ones.
+    /// An Autodiscover endpoint to ask instead of the domain's usual ones; an
+    /// http:// one (a test server) is signed in to in clear, and an http EWS URL on
+    /// its host is accepted.
     #[arg(long)]
     autodiscover_url: Option<String>,
+    /// A host outside the mailbox's domain Autodiscover may be redirected to (like
+    /// autodiscover_hosts in calvert.toml); repeatable.
+    #[arg(long = "autodiscover-host")]
+    autodiscover_hosts: Vec<String>,
     /// The service account that impersonates the mailbox (Basic or NTLM sign-in;
     /// for NTLM as DOMAIN\\user or user@domain).
     #[arg(long, required_unless_present_any = ["client_id", "config"])]
@@ -94,6 +100,10 @@ struct Target {
     url: Option<String>,
     credentials: Credentials,
     ca_bundle: Option<PathBuf>,
+    /// Hosts Autodiscover may be led to beyond the mailbox's domain.
+    autodiscover_hosts: Vec<String>,
+    /// Of those, the ones allowed plain http (`ssl = false`).
+    plain_http_hosts: Vec<String>,
     zone: String,
     triggers: Vec<(String, String)>,
 }
@@ -154,6 +164,9 @@ fn configured_target(path: &Path, core: &DecisionCore, mailbox: &str) -> Result<
     let mut instance = core.instance();
     let config =
         calvert::config::ServiceConfig::load(path, &mut instance).map_err(|e| e.to_string())?;
+    for warning in config.warnings() {
+        eprintln!("calvert: {}: warning: {warning}", path.display());
+    }
     let server = instance
         .route(mailbox, &config.rules)
         .map_err(|e| e.to_string())?
@@ -177,6 +190,8 @@ fn configured_target(path: &Path, core: &DecisionCore, mailbox: &str) -> Result<
         url: exchange.url.clone(),
         credentials: exchange.credentials.clone(),
         ca_bundle: exchange.ca_bundle.clone(),
+        autodiscover_hosts: exchange.autodiscover_hosts.clone(),
+        plain_http_hosts: exchange.plain_http_hosts.clone(),
         zone: config
             .user(mailbox)
             .map_or(config.default_zone.clone(), |u| u.zone.clone()),
@@ -194,6 +209,8 @@ fn given_target(args: &CheckArgs) -> Result<Target, String> {
         url: args.url.clone(),
         credentials: given_credentials(args)?,
         ca_bundle: args.ca_bundle.clone(),
+        autodiscover_hosts: args.autodiscover_hosts.clone(),
+        plain_http_hosts: Vec::new(),
         zone: args.zone.clone(),
         triggers: args.triggers.clone(),
     })
@@ -250,7 +267,17 @@ fn ews_url(runtime: &Runtime, args: &CheckArgs, target: &Target) -> Result<Strin
             if let Some(path) = &target.ca_bundle {
                 discoverer = discoverer.with_ca_bundle(path).map_err(|e| e.to_string())?;
             }
+            discoverer = discoverer
+                .with_autodiscover_hosts(&target.autodiscover_hosts)
+                .with_plain_http(&target.plain_http_hosts);
             if let Some(endpoint) = &args.autodiscover_url {
+                // An http:// endpoint given by hand opts its own host into plain http.
+                if let Ok(url) = reqwest::Url::parse(endpoint)
+                    && url.scheme() == "http"
+                    && let Some(host) = url.host_str()
+                {
+                    discoverer = discoverer.with_plain_http(&[host.to_string()]);
+                }
                 discoverer = discoverer.with_endpoints(vec![endpoint.clone()]);
             }
             let settings = runtime

@@ -77,6 +77,9 @@ impl Check<'_> {
         Ok(ServiceConfig {
             state_dir: service.state_dir,
             admin_listen: service.admin_listen,
+            admin_token: service.admin_token,
+            admin_hosts: service.admin_hosts,
+            listener_limits: service.listener_limits,
             default_zone: service.default_zone,
             window: service.window,
             resync: service.resync,

@@ -9,6 +9,7 @@ use super::check::Check;
 use super::file::ExchangeSection;
 use super::{ExchangeServer, PushSettings};
 use crate::ews::client::Credentials;
+use crate::ews::trust::normal_host;
 
 impl Check<'_> {
     /// The servers that passed; a server whose sign-in is unusable is left out (its
@@ -33,6 +34,13 @@ impl Check<'_> {
 
     fn server(&mut self, key: &str, s: ExchangeSection) -> Option<ExchangeServer> {
         let url = self.ews_url(key, &s);
+        let autodiscover_hosts = self.autodiscover_hosts(key, &s);
+        // ssl = false lets Autodiscover use plain http only with the hosts listed.
+        let plain_http_hosts = if s.ssl {
+            Vec::new()
+        } else {
+            autodiscover_hosts.clone()
+        };
         let credentials = self.credentials(key, &s);
         let push = match &s.push_address {
             Some(address) => self.push(key, address, s.push_ssl, s.push_listen.as_deref()),
@@ -44,6 +52,8 @@ impl Check<'_> {
             name: s.name,
             url,
             ca_bundle: s.ca_bundle.map(|p| self.path(&p)),
+            autodiscover_hosts,
+            plain_http_hosts,
             push,
             timeout: Duration::from_millis(s.timeout_ms.max(1)),
         })
@@ -92,6 +102,37 @@ impl Check<'_> {
         }
     }
 
+    /// The hosts outside the mailboxes' domain Autodiscover may be led to, as URL
+    /// hosts are written.
+    fn autodiscover_hosts(&mut self, key: &str, s: &ExchangeSection) -> Vec<String> {
+        let field = format!("{key}.autodiscover_hosts");
+        let mut hosts = Vec::new();
+        for name in &s.autodiscover_hosts {
+            match normal_host(name) {
+                Some(host) => hosts.push(host),
+                None => self.problem(
+                    field.clone(),
+                    format!(
+                        "{name:?} is not a host name such as mail.contoso.net (no scheme, port or path)"
+                    ),
+                ),
+            }
+        }
+        let discovered = s.autodiscover && s.url.is_none() && s.host.is_none();
+        if !s.autodiscover_hosts.is_empty() && !discovered {
+            self.problem(
+                field,
+                "only used by Autodiscover: set autodiscover = true without url or host, or remove it",
+            );
+        } else if discovered && !s.ssl && s.autodiscover_hosts.is_empty() {
+            self.problem(
+                format!("{key}.ssl"),
+                "with Autodiscover, ssl = false allows plain http only to the hosts in autodiscover_hosts: list the test server there, or remove ssl = false",
+            );
+        }
+        hosts
+    }
+
     /// How the service account signs in (`auth`), with its secret.
     fn credentials(&mut self, key: &str, s: &ExchangeSection) -> Option<Credentials> {
         match s.auth.as_str() {
@@ -102,9 +143,9 @@ impl Check<'_> {
                 }
                 let password = self.secret(
                     &format!("{key}.password"),
-                    s.password.password.clone(),
-                    s.password.password_env.clone(),
-                    s.password.password_file.clone(),
+                    s.password.clone(),
+                    s.password_env.clone(),
+                    s.password_file.clone(),
                 )?;
                 Some(if kind == "ntlm" {
                     Credentials::Ntlm { user, password }
@@ -136,6 +177,11 @@ impl Check<'_> {
             self.problem(
                 format!("{key}.token_url"),
                 "missing or not a URL; Exchange Online uses https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token",
+            );
+        } else if s.ssl && token_url.starts_with("http://") {
+            self.problem(
+                format!("{key}.token_url"),
+                "plain http with ssl = true would send the client secret in clear: use https, or set ssl = false to allow plain http",
             );
         }
         let client_secret = self.secret(
@@ -287,6 +333,46 @@ mod tests {
         ));
         let found = problems(&MINIMAL.replace("auth = \"basic\"", "auth = \"kerberos\""));
         assert_eq!(found[0].key, "exchange[0].auth");
+    }
+
+    #[test]
+    fn autodiscover_hosts_are_bare_hosts_and_ssl_off_opts_them_into_plain_http() {
+        let text = MINIMAL.replace(
+            "url = \"https://mail1.flexi.se/EWS/Exchange.asmx\"",
+            "autodiscover = true\nautodiscover_hosts = [\"Mail.Contoso.NET\"]",
+        );
+        let server = &load(&text, &[]).unwrap().exchange[0];
+        assert_eq!(server.autodiscover_hosts, ["mail.contoso.net"]);
+        assert!(server.plain_http_hosts.is_empty(), "ssl is on");
+        let test_server = text.replace("auth = \"basic\"", "auth = \"basic\"\nssl = false");
+        let server = &load(&test_server, &[]).unwrap().exchange[0];
+        assert_eq!(server.plain_http_hosts, ["mail.contoso.net"]);
+
+        let found = problems(&text.replace("Mail.Contoso.NET", "https://mail.contoso.net/"));
+        assert_eq!(found[0].key, "exchange[0].autodiscover_hosts", "{found:?}");
+        let found = problems(&MINIMAL.replace(
+            "auth = \"basic\"",
+            "auth = \"basic\"\nautodiscover_hosts = [\"mail.contoso.net\"]",
+        ));
+        assert_eq!(found[0].key, "exchange[0].autodiscover_hosts", "{found:?}");
+        let found =
+            problems(&test_server.replace("autodiscover_hosts = [\"Mail.Contoso.NET\"]", ""));
+        assert_eq!(found[0].key, "exchange[0].ssl", "{found:?}");
+    }
+
+    #[test]
+    fn a_plain_http_token_endpoint_needs_ssl_off() {
+        let oauth = MINIMAL.replace(
+            "auth = \"basic\"",
+            "auth = \"oauth\"\nclient_id = \"app\"\nclient_secret = \"s\"\ntoken_url = \"http://login.flexi.se/token\"",
+        );
+        let found = problems(&oauth);
+        assert_eq!(found[0].key, "exchange[0].token_url", "{found:?}");
+        load(
+            &oauth.replace("auth = \"oauth\"", "auth = \"oauth\"\nssl = false"),
+            &[],
+        )
+        .unwrap();
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! `calvert.toml` as written: the sections serde reads, before any check.
 //!
 //! Unknown keys are refused (`deny_unknown_fields`), so a typo is an error, not a
-//! silently ignored setting. Defaults here are the documented ones
-//! (`docs/calvert.example.toml`).
+//! silently ignored setting; `syntax` names the key, its section and the key meant.
+//! No section uses `#[serde(flatten)]`: beside a flattened struct serde reports an
+//! unknown key without its place in the file. Defaults here are the documented
+//! ones (`docs/calvert.example.toml`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -39,6 +41,15 @@ pub(super) struct File {
 pub(super) struct ServiceSection {
     pub(super) state_dir: PathBuf,
     pub(super) admin_listen: Option<String>,
+    /// The admin token: an environment variable or a file holding it.
+    pub(super) admin_token_env: Option<String>,
+    pub(super) admin_token_file: Option<PathBuf>,
+    /// Names besides loopback and the listening address that may appear in `Host`.
+    pub(super) admin_hosts: Vec<String>,
+    /// Each HTTP listener's limits (admin and push).
+    pub(super) max_connections: usize,
+    pub(super) header_timeout_ms: u64,
+    pub(super) request_timeout_ms: u64,
     pub(super) zone: String,
     pub(super) window_days: u32,
     pub(super) resync_minutes: u32,
@@ -52,6 +63,12 @@ impl Default for ServiceSection {
         ServiceSection {
             state_dir: PathBuf::from("calvert-state"),
             admin_listen: Some("127.0.0.1:9185".into()),
+            admin_token_env: None,
+            admin_token_file: None,
+            admin_hosts: Vec::new(),
+            max_connections: crate::listener::MAX_CONNECTIONS,
+            header_timeout_ms: crate::listener::HEADER_TIMEOUT.as_millis() as u64,
+            request_timeout_ms: crate::listener::REQUEST_TIMEOUT.as_millis() as u64,
             zone: "Europe/Stockholm".into(),
             window_days: 2,
             resync_minutes: 15,
@@ -72,13 +89,18 @@ pub(super) struct ExchangeSection {
     pub(super) host: Option<String>,
     #[serde(default)]
     pub(super) autodiscover: bool,
+    /// Hosts outside the mailboxes' domain Autodiscover may be redirected to.
+    #[serde(default)]
+    pub(super) autodiscover_hosts: Vec<String>,
     pub(super) domain: Option<String>,
     #[serde(default = "yes")]
     pub(super) ssl: bool,
     pub(super) auth: String,
     pub(super) user: Option<String>,
-    #[serde(flatten)]
-    pub(super) password: SecretSection,
+    /// The service account's password: literally, by environment variable or by file.
+    pub(super) password: Option<String>,
+    pub(super) password_env: Option<String>,
+    pub(super) password_file: Option<PathBuf>,
     pub(super) client_id: Option<String>,
     pub(super) token_url: Option<String>,
     pub(super) client_secret: Option<String>,
@@ -102,14 +124,6 @@ fn yes() -> bool {
 
 fn default_timeout_ms() -> u64 {
     30_000
-}
-
-/// A password given literally, by environment variable or by file.
-#[derive(Debug, Default, Deserialize)]
-pub(super) struct SecretSection {
-    pub(super) password: Option<String>,
-    pub(super) password_env: Option<String>,
-    pub(super) password_file: Option<PathBuf>,
 }
 
 /// One `[[rule]]` or `[[telephony_rule]]`: addresses matching `pattern` go to `server`.

@@ -23,6 +23,7 @@ mod policy;
 mod rules;
 mod secret;
 mod service;
+mod syntax;
 mod telephony;
 mod users;
 
@@ -36,6 +37,7 @@ use crate::ews::client::Credentials;
 
 pub use error::{ConfigError, ConfigProblem};
 pub use secret::{Environment, ProcessEnvironment};
+pub use service::AdminToken;
 
 /// A configuration that passed every check. Only [`ServiceConfig::load`] and
 /// [`ServiceConfig::from_toml`] make one (outside this crate it cannot be built).
@@ -44,6 +46,13 @@ pub use secret::{Environment, ProcessEnvironment};
 pub struct ServiceConfig {
     pub state_dir: PathBuf,
     pub admin_listen: Option<SocketAddr>,
+    /// The bearer token `GET /users` and the admin port's POSTs require; without one
+    /// they answer 403.
+    pub admin_token: Option<AdminToken>,
+    /// Names the admin port answers to besides loopback and its own address (`Host`).
+    pub admin_hosts: Vec<String>,
+    /// The admin and push listeners' connection limit and timeouts.
+    pub listener_limits: crate::listener::Limits,
     pub default_zone: String,
     /// How far ahead the calendar is read (the past is read back to the start of today).
     pub window: Duration,
@@ -71,6 +80,12 @@ pub struct ExchangeServer {
     /// Windows domain ("Domän").
     pub credentials: Credentials,
     pub ca_bundle: Option<PathBuf>,
+    /// Hosts outside a mailbox's domain that Autodiscover redirects and SRV records
+    /// may lead to (`autodiscover_hosts`).
+    pub autodiscover_hosts: Vec<String>,
+    /// Of those, the ones Autodiscover and a discovered EWS URL may use plain http
+    /// with (`ssl = false`; test servers).
+    pub plain_http_hosts: Vec<String>,
     /// Push notifications instead of streaming, when a local web service address is
     /// configured (seed 000).
     pub push: Option<PushSettings>,
@@ -136,7 +151,7 @@ impl ServiceConfig {
     ) -> Result<Self, ConfigError> {
         let file: file::File = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             path: path.to_path_buf(),
-            message: e.to_string().trim_end().replace('\n', "\n  "),
+            message: syntax::describe(text, &e),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let mut check = check::Check {
@@ -176,6 +191,7 @@ mod tests {
             &[
                 ("CALVERT_MAIL1_PASSWORD", "s3cret"),
                 ("CALVERT_PBX_TOKEN", "Bearer t"),
+                ("CALVERT_ADMIN_TOKEN", "0123456789abcdef0123"),
             ],
         )
         .unwrap_or_else(|e| panic!("{e}"));

@@ -36,30 +36,42 @@ impl Check<'_> {
         env: Option<String>,
         file: Option<PathBuf>,
     ) -> Option<String> {
-        let given = [literal.is_some(), env.is_some(), file.is_some()]
-            .iter()
-            .filter(|g| **g)
-            .count();
-        if given > 1 {
+        if literal.is_none() && env.is_none() && file.is_none() {
             self.problem(
                 key,
-                format!("give only one of {key}, {key}_env and {key}_file"),
+                format!("missing: give {key}, {key}_env (an environment variable) or {key}_file"),
             );
+            return None;
+        }
+        self.optional_secret(key, literal, env, file)
+    }
+
+    /// At most one of a literal, an environment variable or a file; None when none
+    /// is given (or the one given cannot be read, which is a problem).
+    pub(super) fn optional_secret(
+        &mut self,
+        key: &str,
+        literal: Option<String>,
+        env: Option<String>,
+        file: Option<PathBuf>,
+    ) -> Option<String> {
+        let given: Vec<String> = [
+            (literal.is_some(), key.to_string()),
+            (env.is_some(), format!("{key}_env")),
+            (file.is_some(), format!("{key}_file")),
+        ]
+        .into_iter()
+        .filter_map(|(given, name)| given.then_some(name))
+        .collect();
+        if given.len() > 1 {
+            self.problem(key, format!("give only one of {}", given.join(" and ")));
             return None;
         }
         match (literal, env, file) {
             (Some(value), _, _) => Some(value),
             (_, Some(name), _) => self.secret_from_env(key, &name),
             (_, _, Some(file)) => self.secret_from_file(key, file),
-            (None, None, None) => {
-                self.problem(
-                    key,
-                    format!(
-                        "missing: give {key}, {key}_env (an environment variable) or {key}_file"
-                    ),
-                );
-                None
-            }
+            (None, None, None) => None,
         }
     }
 

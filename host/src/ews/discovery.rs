@@ -13,20 +13,35 @@
 //! has (it runs as a service beside Exchange, not in the domain). The administrator
 //! sets the server's EWS URL, or relies on the DNS-based steps (an
 //! `autodiscover.<domain>` name or the SRV record).
+//!
+//! The service account's password stays with the mailbox's own servers
+//! ([`super::trust`]): a redirect or SRV target outside the mailbox's domain and the
+//! server's `autodiscover_hosts` is not asked (the walk goes on, and the final error
+//! names the host); plain http is asked only for a redirect, without credentials;
+//! an `http://` EWS URL in an answer is refused. Every reply is read up to
+//! [`MAX_AUTODISCOVER_REPLY_BYTES`].
 
+use crate::http_body::read_text_capped;
 use crate::lock::lock;
+use reqwest::Url;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use super::autodiscover::{
-    AutodiscoverError, Discovery, Redirects, SrvRecord, UserSettings, candidates,
-    get_user_settings_request, parse_get_user_settings, parse_pox, pox_request, srv_candidates,
-    srv_name,
+    AutodiscoverError, Discovery, Redirects, UserSettings, candidates, get_user_settings_request,
+    parse_get_user_settings, parse_pox, pox_request, srv_candidates, srv_name,
 };
+pub use super::srv::NameServer;
+use super::srv::lookup_srv;
+use super::trust::HostTrust;
 
 /// How long a discovered EWS URL is used before asking again.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// The largest Autodiscover reply read (a real one is a few kilobytes); a longer
+/// one, whether it declares its length or is chunked, is given up at this size.
+pub const MAX_AUTODISCOVER_REPLY_BYTES: usize = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoveryError {
@@ -41,64 +56,29 @@ pub enum DiscoveryError {
         tried: Vec<String>,
         last: String,
     },
+    #[error(
+        "Autodiscover for {mailbox} pointed to {}, outside {domain}, which Calvert did not ask so that the service account's password stays with the mailbox's own servers (tried {}; last: {last}): if that is your Exchange, add it to autodiscover_hosts in the server's [[exchange]] section (calvert check: --autodiscover-host)",
+        hosts.join(", "),
+        tried.join(", ")
+    )]
+    Refused {
+        mailbox: String,
+        domain: String,
+        /// The hosts not asked.
+        hosts: Vec<String>,
+        tried: Vec<String>,
+        last: String,
+    },
+    #[error(
+        "Autodiscover gives {url} as the EWS URL of {mailbox}, which is not https, and Calvert refuses it so that the password is never sent in clear: publish an https EWS URL in Exchange, or set the server's url by hand"
+    )]
+    InsecureEwsUrl { mailbox: String, url: String },
     #[error("{mailbox} is not an address Autodiscover can look up: use name@domain")]
     BadAddress { mailbox: String },
     #[error("the CA bundle {path} cannot be used for Autodiscover: {reason}")]
     CaBundle { path: String, reason: String },
     #[error("cannot start the HTTP client for Autodiscover: {reason}")]
     Client { reason: String },
-}
-
-/// Where the SRV lookup asks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum NameServer {
-    /// The system's resolver configuration (`/etc/resolv.conf`).
-    #[default]
-    System,
-    /// This name server, over UDP (split DNS, tests).
-    Udp(std::net::SocketAddr),
-}
-
-/// The SRV records of `_autodiscover._tcp.<domain>`.
-async fn lookup_srv(
-    name_server: NameServer,
-    domain: &str,
-    timeout: Duration,
-) -> Result<Vec<SrvRecord>, String> {
-    use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
-    use hickory_resolver::name_server::TokioConnectionProvider;
-    use hickory_resolver::proto::xfer::Protocol;
-    let provider = TokioConnectionProvider::default();
-    let mut builder = match name_server {
-        NameServer::System => hickory_resolver::TokioResolver::builder_tokio()
-            .map_err(|e| format!("the system's DNS configuration cannot be read: {e}"))?,
-        NameServer::Udp(addr) => hickory_resolver::TokioResolver::builder_with_config(
-            ResolverConfig::from_parts(
-                None,
-                vec![],
-                vec![NameServerConfig::new(addr, Protocol::Udp)],
-            ),
-            provider,
-        ),
-    };
-    let options: &mut ResolverOpts = builder.options_mut();
-    options.timeout = timeout.min(Duration::from_secs(5));
-    options.attempts = 2;
-    let resolver = builder.build();
-    let name = srv_name(domain);
-    match resolver.srv_lookup(name.as_str()).await {
-        Ok(lookup) => Ok(lookup
-            .iter()
-            .map(|srv| SrvRecord {
-                priority: srv.priority(),
-                weight: srv.weight(),
-                port: srv.port(),
-                target: srv.target().to_utf8(),
-            })
-            .collect()),
-        Err(e) if e.is_no_records_found() => Ok(Vec::new()),
-        Err(e) => Err(e.to_string()),
-    }
 }
 
 /// Finds mailboxes' EWS URLs with a service account (Basic sign-in).
@@ -111,6 +91,8 @@ pub struct Discoverer {
     /// Fixed endpoints to ask instead of the ones derived from the domain (a
     /// configured Autodiscover URL).
     endpoints: Option<Vec<String>>,
+    /// Hosts asked beyond the mailbox's domain, and those allowed plain http.
+    trust: HostTrust,
     ttl: Duration,
     cache: Mutex<BTreeMap<String, (UserSettings, tokio::time::Instant)>>,
 }
@@ -125,6 +107,7 @@ impl Discoverer {
             user: user.to_string(),
             password: password.to_string(),
             endpoints: None,
+            trust: HostTrust::default(),
             ttl: DEFAULT_TTL,
             cache: Mutex::new(BTreeMap::new()),
         })
@@ -164,9 +147,29 @@ impl Discoverer {
         self
     }
 
-    /// Ask these endpoints instead of the domain's candidates.
+    /// Ask these endpoints instead of the domain's candidates (their hosts are
+    /// trusted like `autodiscover_hosts`).
     pub fn with_endpoints(mut self, endpoints: Vec<String>) -> Self {
+        let hosts: Vec<String> = endpoints
+            .iter()
+            .filter_map(|e| Url::parse(e).ok()?.host_str().map(str::to_string))
+            .collect();
+        self.trust.allow(&hosts);
         self.endpoints = Some(endpoints);
+        self
+    }
+
+    /// Also follow redirects and SRV records to these hosts outside the mailbox's
+    /// domain (the server's `autodiscover_hosts`).
+    pub fn with_autodiscover_hosts(mut self, hosts: &[String]) -> Self {
+        self.trust.allow(hosts);
+        self
+    }
+
+    /// Send the service account's credentials over plain http to these hosts, and
+    /// accept an `http://` EWS URL on them (a test server; the server's `ssl = false`).
+    pub fn with_plain_http(mut self, hosts: &[String]) -> Self {
+        self.trust.allow_plain_http(hosts);
         self
     }
 
@@ -216,25 +219,53 @@ impl Discoverer {
         }
         let mut lookup = Lookup {
             queue: self.candidates_for(&key)?,
+            domain: key
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_string())
+                .unwrap_or_default(),
             address: key.clone(),
             redirects: Redirects::default(),
             tried: Vec::new(),
             last: String::from("no answer"),
             srv_asked: Vec::new(),
+            refused: Vec::new(),
         };
-        while let Some(url) = self.next_candidate(&mut lookup).await {
-            lookup.tried.push(url.clone());
+        while let Some(candidate) = self.next_candidate(&mut lookup).await {
+            let Some(url) = self.admitted(&mut lookup, &candidate) else {
+                continue;
+            };
+            lookup.tried.push(candidate);
             if let Some(settings) = self.ask(&mut lookup, &url).await? {
                 self.cache()
                     .insert(key, (settings.clone(), tokio::time::Instant::now()));
                 return Ok(settings);
             }
         }
-        Err(DiscoveryError::NotFound {
-            mailbox: key,
-            tried: lookup.tried,
-            last: lookup.last,
-        })
+        Err(lookup.failed(key))
+    }
+
+    /// `candidate` as a URL when it may be asked for the lookup's domain; else the
+    /// refusal is noted (and the host kept for the final error).
+    fn admitted(&self, lookup: &mut Lookup, candidate: &str) -> Option<Url> {
+        let url = match Url::parse(candidate) {
+            Ok(url) => url,
+            Err(e) => {
+                lookup.last = format!("{candidate}: not a URL ({e})");
+                return None;
+            }
+        };
+        if self.trust.may_ask(&lookup.domain, &url) {
+            return Some(url);
+        }
+        let host = url.host_str().unwrap_or(candidate).to_string();
+        lookup.last = format!(
+            "{candidate}: {host} is outside {} and not in autodiscover_hosts, not asked",
+            lookup.domain
+        );
+        if !lookup.refused.contains(&host) {
+            lookup.refused.push(host);
+        }
+        None
     }
 
     /// The next URL to ask. When the candidates are used up, step 5 (after the
@@ -264,19 +295,25 @@ impl Discoverer {
     }
 
     /// The request for one candidate: SOAP or POX with the service account's
-    /// credentials, or, for the plain-http URL, the unauthenticated GET (only a
-    /// redirect to https is of use there).
-    fn request(&self, url: &str, soap: bool, address: &str) -> reqwest::RequestBuilder {
-        if url.starts_with("http://") && !soap {
-            return self.http.get(url);
+    /// credentials (`signed_in`: https, or a host allowed plain http), else the
+    /// unauthenticated GET (only a redirect to https is of use there).
+    fn request(
+        &self,
+        url: &Url,
+        soap: bool,
+        signed_in: bool,
+        address: &str,
+    ) -> reqwest::RequestBuilder {
+        if !signed_in {
+            return self.http.get(url.clone());
         }
         let body = if soap {
-            get_user_settings_request(address, url)
+            get_user_settings_request(address, url.as_str())
         } else {
             pox_request(address)
         };
         self.http
-            .post(url)
+            .post(url.clone())
             .basic_auth(&self.user, Some(&self.password))
             .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")
             .body(body)
@@ -287,10 +324,12 @@ impl Discoverer {
     async fn ask(
         &self,
         lookup: &mut Lookup,
-        url: &str,
+        url: &Url,
     ) -> Result<Option<UserSettings>, DiscoveryError> {
-        let soap = url.ends_with(".svc");
-        let response = match self.request(url, soap, &lookup.address).send().await {
+        let soap = url.path().ends_with(".svc");
+        let signed_in = self.trust.carries_credentials(url);
+        let request = self.request(url, soap, signed_in, &lookup.address);
+        let response = match request.send().await {
             Ok(response) => response,
             Err(e) => {
                 lookup.last = format!("{url}: {e}");
@@ -303,22 +342,54 @@ impl Discoverer {
                 .headers()
                 .get(reqwest::header::LOCATION)
                 .and_then(|l| l.to_str().ok())
+                .map(str::trim)
                 .unwrap_or("");
-            lookup.redirects.follow(location)?;
-            lookup.queue.push_front(location.to_string());
+            if location.is_empty() {
+                lookup.last = format!("{url}: HTTP {status} without a Location");
+                return Ok(None);
+            }
+            let target = url
+                .join(location)
+                .map_or_else(|_| location.to_string(), String::from);
+            Self::redirect(lookup, url.as_str(), target)?;
+            return Ok(None);
+        }
+        if !signed_in {
+            lookup.last = format!(
+                "{url}: HTTP {status} and no redirect (plain http is asked, without credentials, only for a redirect to https)"
+            );
             return Ok(None);
         }
         if !status.is_success() {
             lookup.last = format!("{url}: HTTP {status}");
             return Ok(None);
         }
-        let text = response.text().await.unwrap_or_default();
+        let text = match read_text_capped(response, MAX_AUTODISCOVER_REPLY_BYTES).await {
+            Ok(text) => text,
+            Err(e) => {
+                lookup.last = format!("{url}: {e}");
+                return Ok(None);
+            }
+        };
         let answer = if soap {
             parse_get_user_settings(&text)
         } else {
             parse_pox(&text)
         };
-        self.follow(lookup, url, answer)
+        self.follow(lookup, url.as_str(), answer)
+    }
+
+    /// Queue a redirect to `target` from `from`: a loop or one redirect too many
+    /// end the lookup; a target that is not https is noted and the walk goes on.
+    fn redirect(lookup: &mut Lookup, from: &str, target: String) -> Result<(), DiscoveryError> {
+        match lookup.redirects.follow(&target) {
+            Ok(()) => lookup.queue.push_front(target),
+            Err(insecure @ AutodiscoverError::Insecure { .. }) => {
+                lookup.last = format!("{from}: {insecure}");
+            }
+            Err(other) => return Err(other.into()),
+        }
+        Ok(())
     }
 
     /// What an Autodiscover answer means for the lookup: found, start again for
@@ -330,16 +401,21 @@ impl Discoverer {
         answer: Result<Discovery, AutodiscoverError>,
     ) -> Result<Option<UserSettings>, DiscoveryError> {
         match answer {
-            Ok(Discovery::Found(settings)) => return Ok(Some(settings)),
+            Ok(Discovery::Found(settings)) => {
+                if !self.trust.accepts_ews_url(&settings.ews_url) {
+                    return Err(DiscoveryError::InsecureEwsUrl {
+                        mailbox: lookup.address.clone(),
+                        url: settings.ews_url,
+                    });
+                }
+                return Ok(Some(settings));
+            }
             Ok(Discovery::RedirectAddress(target)) => {
                 lookup.redirects.follow(&target)?;
                 lookup.address = target.trim().to_ascii_lowercase();
                 lookup.queue = self.candidates_for(&lookup.address)?;
             }
-            Ok(Discovery::RedirectUrl(target)) => {
-                lookup.redirects.follow(&target)?;
-                lookup.queue.push_front(target);
-            }
+            Ok(Discovery::RedirectUrl(target)) => Self::redirect(lookup, url, target)?,
             Err(refused @ AutodiscoverError::Refused { .. }) => return Err(refused.into()),
             Err(other) => lookup.last = format!("{url}: {other}"),
         }
@@ -351,10 +427,35 @@ impl Discoverer {
 /// address redirect), the URLs left to ask, what was asked and the last failure.
 struct Lookup {
     address: String,
+    /// The first address's domain: what the hosts asked must be within (or trusted).
+    domain: String,
     queue: VecDeque<String>,
     redirects: Redirects,
     tried: Vec<String>,
     last: String,
     /// Domains whose SRV record was asked for already.
     srv_asked: Vec<String>,
+    /// Hosts not asked: outside the domain and not trusted.
+    refused: Vec<String>,
+}
+
+impl Lookup {
+    /// The error when no candidate gave an answer: the refused hosts when there
+    /// were any (the setting to add), else what was tried.
+    fn failed(self, mailbox: String) -> DiscoveryError {
+        if self.refused.is_empty() {
+            return DiscoveryError::NotFound {
+                mailbox,
+                tried: self.tried,
+                last: self.last,
+            };
+        }
+        DiscoveryError::Refused {
+            mailbox,
+            domain: self.domain,
+            hosts: self.refused,
+            tried: self.tried,
+            last: self.last,
+        }
+    }
 }

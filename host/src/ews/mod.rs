@@ -15,6 +15,9 @@ pub mod ntlm;
 pub mod push;
 pub mod request;
 pub mod response;
+pub mod srv;
+mod stream_split;
+pub mod trust;
 pub mod xml;
 
 /// `http://schemas.xmlsoap.org/soap/envelope/`: the SOAP 1.1 namespace real servers use.

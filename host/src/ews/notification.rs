@@ -5,8 +5,10 @@
 use jiff::Timestamp;
 
 use super::response::{EwsError, ResponseClass, body, response_messages};
-use super::xml::{self, Element, XmlError};
+use super::xml::{self, Element};
 use super::{MESSAGES_NS, TYPES_NS};
+
+pub use super::stream_split::StreamSplitter;
 
 /// A new subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,72 +212,10 @@ pub fn send_notification_result(keep: bool) -> String {
     )
 }
 
-/// Splits a GetStreamingEvents connection's body, where the server writes one
-/// complete SOAP envelope after another, into whole envelopes as they complete.
-#[derive(Debug)]
-pub struct StreamSplitter {
-    buffer: String,
-    limit: usize,
-}
-
-impl StreamSplitter {
-    /// `limit`: the most one envelope may hold before the stream is given up as broken.
-    pub fn new(limit: usize) -> Self {
-        StreamSplitter {
-            buffer: String::new(),
-            limit,
-        }
-    }
-
-    /// Add what arrived; returns every envelope now complete, in order.
-    pub fn push(&mut self, chunk: &str) -> Result<Vec<String>, XmlError> {
-        self.buffer.push_str(chunk);
-        let mut complete = Vec::new();
-        while let Some((start, name)) = root_start(&self.buffer) {
-            let close = format!("</{name}>");
-            let Some(end) = self.buffer[start..]
-                .find(&close)
-                .map(|at| start + at + close.len())
-            else {
-                break;
-            };
-            complete.push(self.buffer[start..end].to_string());
-            self.buffer.drain(..end);
-        }
-        if self.buffer.len() > self.limit {
-            return Err(XmlError::TooLarge {
-                bytes: self.buffer.len(),
-                limit: self.limit,
-            });
-        }
-        Ok(complete)
-    }
-
-    /// What is buffered but not yet a whole envelope.
-    pub fn pending(&self) -> usize {
-        self.buffer.trim().len()
-    }
-}
-
-/// Where the next root element starts (skipping declarations and comments) and its
-/// qualified name.
-fn root_start(text: &str) -> Option<(usize, String)> {
-    let mut from = 0;
-    loop {
-        let at = from + text[from..].find('<')?;
-        let rest = &text[at + 1..];
-        if rest.starts_with('?') || rest.starts_with('!') {
-            from = at + 1 + rest.find('>')?;
-            continue;
-        }
-        let name_len = rest.find(|c: char| c.is_whitespace() || c == '>' || c == '/')?;
-        return Some((at, rest[..name_len].to_string()));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ews::xml::XmlError;
 
     const ENVELOPE: &str = r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><m:GetStreamingEventsResponse xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><m:ResponseMessages><m:GetStreamingEventsResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:ConnectionStatus>OK</m:ConnectionStatus></m:GetStreamingEventsResponseMessage></m:ResponseMessages></m:GetStreamingEventsResponse></s:Body></s:Envelope>"#;
 

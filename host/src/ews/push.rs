@@ -7,6 +7,9 @@
 //! a notification whose subscription is not the token's is refused and nothing of
 //! the POST is passed on; a subscription Calvert no longer follows is answered
 //! `Unsubscribe` and dropped. Only the rest reaches the channel.
+//!
+//! Connections are bounded by [`crate::listener`]: a limit, a header deadline, a
+//! request deadline.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,9 +20,11 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 
 use super::notification::{Notification, parse_events, send_notification_result};
+use crate::listener::Limits;
 
 /// What to do with one notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,10 +81,22 @@ impl Drop for PushListener {
 }
 
 /// Listen on `addr` (`0.0.0.0:port` to be reachable by Exchange; TLS belongs to a
-/// reverse proxy in front, as the "local web service SSL" setting says).
+/// reverse proxy in front, as the "local web service SSL" setting says), within the
+/// default [`Limits`].
 pub async fn listen(
     addr: SocketAddr,
     subscribers: Arc<dyn PushSubscribers>,
+) -> std::io::Result<PushListener> {
+    listen_within(addr, subscribers, Limits::default(), Counter::default()).await
+}
+
+/// [`listen`] within `limits`; connections refused at the limit are counted in
+/// `refused`.
+pub async fn listen_within(
+    addr: SocketAddr,
+    subscribers: Arc<dyn PushSubscribers>,
+    limits: Limits,
+    refused: Counter,
 ) -> std::io::Result<PushListener> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
@@ -90,9 +107,14 @@ pub async fn listen(
             notifications: sender,
             subscribers,
         });
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    // Dropping the listener aborts the task, and with it every connection's task.
+    let task = tokio::spawn(crate::listener::serve(
+        listener,
+        app,
+        limits,
+        refused,
+        std::future::pending(),
+    ));
     Ok(PushListener {
         addr,
         notifications: receiver,

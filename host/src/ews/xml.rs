@@ -201,7 +201,9 @@ pub fn parse(reply: &str) -> Result<Element, XmlError> {
             }
             Event::End(_) => tree.end().map_err(|detail| malformed(&reader, detail))?,
             Event::Text(text) if tree.in_element() => {
-                let content = text.xml_content().map_err(|e| malformed(&reader, e))?;
+                // XML 1.0 line ends (EWS writes 1.0): only \r\n and \r become \n;
+                // U+0085 and U+2028 are text (1.1 would turn them into \n too).
+                let content = text.xml10_content().map_err(|e| malformed(&reader, e))?;
                 tree.push_text(&content);
             }
             Event::CData(data) if tree.in_element() => {
@@ -240,7 +242,7 @@ fn element(reader: &NsReader<&[u8]>, ns: String, start: &BytesStart) -> Result<E
     for attr in start.attributes() {
         let attr = attr.map_err(|e| malformed(reader, e))?;
         let value = attr
-            .decode_and_unescape_value(reader.decoder())
+            .decoded_and_normalized_value(quick_xml::XmlVersion::Implicit1_0, reader.decoder())
             .map_err(|e| malformed(reader, e))?;
         element.attrs.push((
             String::from_utf8_lossy(attr.key.local_name().as_ref()).into_owned(),
@@ -520,6 +522,14 @@ mod tests {
                 "{reference}"
             );
         }
+    }
+
+    #[test]
+    fn line_ends_are_normalized_as_xml_1_0_says() {
+        // The ews_reply fuzz target's round trips: U+2028 (and U+0085) in a subject or
+        // body came back as \n, so an item Calvert wrote did not read back as itself.
+        let root = parse("<r>a\u{2028}b\u{85}c\r\nd\re&#x2028;</r>").unwrap();
+        assert_eq!(root.text, "a\u{2028}b\u{85}c\nd\ne\u{2028}");
     }
 
     #[test]

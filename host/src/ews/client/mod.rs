@@ -33,7 +33,8 @@ pub use error::{ClientError, StreamEnd};
 pub use operations::GET_ITEM_BATCH;
 pub use retry::RetryPolicy;
 pub use sign_in::Credentials;
-pub use stream::{EventStream, Streamed};
+pub use stream::{EnvelopeSplitter, EventStream, Streamed};
+pub use token::MAX_TOKEN_REPLY_BYTES;
 
 use super::ntlm::NtlmAccount;
 use super::request::{Mailbox, Request, ServerVersion};

@@ -4,6 +4,11 @@
 use super::sign_in::{Sent, scheme_names, www_authenticate};
 use super::{ClientError, EwsClient};
 use crate::ews::ntlm::{self, Challenge, NtlmAccount};
+use crate::http_body::read_capped;
+
+/// The largest 401 body read during the handshake (IIS sends a short HTML page); a
+/// longer one ends the sign-in with an error instead of being buffered.
+const MAX_CHALLENGE_BODY_BYTES: usize = 1024 * 1024;
 
 /// NTLM sign-in state of an [`EwsClient`].
 ///
@@ -175,14 +180,13 @@ impl EwsClient {
             .map_err(|e| ClientError::transport(&self.config.url, &e))
     }
 
-    /// Read a 401's body to its end, so that the connection goes back to the pool
-    /// for the next message of the handshake.
+    /// Read a 401's body to its end (up to [`MAX_CHALLENGE_BODY_BYTES`]), so that
+    /// the connection goes back to the pool for the next message of the handshake.
     async fn drain(&self, response: reqwest::Response) -> Result<(), ClientError> {
-        response
-            .bytes()
+        read_capped(response, MAX_CHALLENGE_BODY_BYTES)
             .await
             .map(|_| ())
-            .map_err(|e| ClientError::transport(&self.config.url, &e))
+            .map_err(|error| self.body_error(error))
     }
 }
 

@@ -25,18 +25,21 @@ use crate::ews::notification::{ConnectionStatus, EventsReply, StreamSplitter, pa
 use crate::ews::request::Mailbox;
 use crate::ews::response::EwsError;
 use crate::ews::xml::{MAX_REPLY_BYTES, XmlError};
+use crate::http_body::read_text_capped;
 
 /// Splits a streaming body, as it arrives in chunks of bytes, into whole envelopes.
 /// A chunk may end inside a UTF-8 character: its tail waits for the next chunk.
+/// Public for the fuzz target that checks any chunking gives the same envelopes.
 #[derive(Debug)]
-struct EnvelopeSplitter {
+pub struct EnvelopeSplitter {
     text: StreamSplitter,
     /// Bytes of a character not yet complete.
     carry: Vec<u8>,
 }
 
 impl EnvelopeSplitter {
-    fn new(limit: usize) -> Self {
+    /// `limit`: the most one envelope may hold before the stream is given up as broken.
+    pub fn new(limit: usize) -> Self {
         EnvelopeSplitter {
             text: StreamSplitter::new(limit),
             carry: Vec::new(),
@@ -44,7 +47,7 @@ impl EnvelopeSplitter {
     }
 
     /// Add a chunk; every envelope now complete, in order.
-    fn push(&mut self, chunk: &[u8]) -> Result<Vec<String>, EwsError> {
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<String>, EwsError> {
         self.carry.extend_from_slice(chunk);
         let valid = match std::str::from_utf8(&self.carry) {
             Ok(text) => text.len(),
@@ -65,7 +68,7 @@ impl EnvelopeSplitter {
     }
 
     /// Whether nothing is buffered: the stream may end here without losing a message.
-    fn is_idle(&self) -> bool {
+    pub fn is_idle(&self) -> bool {
         self.text.pending() == 0 && self.carry.is_empty()
     }
 }
@@ -215,10 +218,9 @@ impl EwsClient {
                 });
             }
             500 => {
-                let text = response
-                    .text()
+                let text = read_text_capped(response, MAX_REPLY_BYTES)
                     .await
-                    .map_err(|e| ClientError::transport(url, &e))?;
+                    .map_err(|error| self.body_error(error))?;
                 return Err(
                     self.ews(parse_events(&text).err().unwrap_or(EwsError::Unexpected {
                         expected: "a streaming reply",

@@ -5,6 +5,11 @@ use std::time::Duration;
 
 use super::sign_in::Credentials;
 use super::{ClientError, EwsClient};
+use crate::http_body::read_capped;
+
+/// The largest token endpoint reply read (a real one, a JSON object with one token,
+/// is a few kilobytes); a longer one is given up at this size.
+pub const MAX_TOKEN_REPLY_BYTES: usize = 1024 * 1024;
 
 /// A cached access token.
 #[derive(Debug, Clone)]
@@ -99,9 +104,10 @@ impl EwsClient {
             .await
             .map_err(|e| failed(e.to_string()))?;
         let status = response.status();
-        let body: serde_json::Value = response
-            .json()
+        let body = read_capped(response, MAX_TOKEN_REPLY_BYTES)
             .await
+            .map_err(|e| failed(format!("HTTP {status}: {e}")))?;
+        let body: serde_json::Value = serde_json::from_slice(&body)
             .map_err(|e| failed(format!("HTTP {status}, not JSON: {e}")))?;
         let (access, lifetime) = read_token_reply(status, &body).map_err(failed)?;
         let now = tokio::time::Instant::now();

@@ -154,18 +154,23 @@ impl EwsClient {
         // Read only up to the cap, also when the reply does not say its length.
         let body = read_capped(response, MAX_REPLY_BYTES)
             .await
-            .map_err(|error| match error {
-                BodyError::Transport(e) => ClientError::transport(&self.config.url, &e),
-                too_large @ BodyError::TooLarge { .. } => ClientError::Oversized {
-                    url: self.config.url.clone(),
-                    reason: too_large.to_string(),
-                },
-            })?;
+            .map_err(|error| self.body_error(error))?;
         let text = String::from_utf8_lossy(&body).into_owned();
         if let Some(version) = server_version_in(&text) {
             *super::lock(&self.version) = version;
         }
         accept(&self.config.url, status, text)
+    }
+
+    /// The client's error for a reply body that could not be read.
+    pub(super) fn body_error(&self, error: BodyError) -> ClientError {
+        match error {
+            BodyError::Transport(e) => ClientError::transport(&self.config.url, &e),
+            too_large @ BodyError::TooLarge { .. } => ClientError::Oversized {
+                url: self.config.url.clone(),
+                reason: too_large.to_string(),
+            },
+        }
     }
 
     /// One request and its reply, read by `parse`, with retries by the policy.
