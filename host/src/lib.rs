@@ -12,6 +12,7 @@ pub mod demo;
 pub mod diversion;
 pub mod ews;
 pub mod http_body;
+pub mod listener;
 pub mod lock;
 pub mod service;
 pub mod store;

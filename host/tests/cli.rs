@@ -326,6 +326,62 @@ fn demo_runs_the_service_through_a_day() {
     );
 }
 
+/// `serve --check` passes an admin port open to other hosts or without a token, with
+/// one warning each on standard error; a loopback port with a token, without a word.
+#[test]
+fn serve_check_warns_of_an_exposed_admin_port() {
+    let dir = std::env::temp_dir().join(format!("calvert-serve-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("calvert.toml");
+    let write = |service: &str| {
+        let text = format!(
+            "[service]\n{service}\n{}",
+            r#"
+            [[exchange]]
+            name = "mail1"
+            url = "https://mail1.flexi.se/EWS/Exchange.asmx"
+            auth = "basic"
+            user = "calvert"
+            password = "x"
+            [[rule]]
+            server = "mail1"
+            pattern = "flexi.se"
+            [[telephony]]
+            name = "log"
+            kind = "log"
+            [[telephony_rule]]
+            target = "log"
+            pattern = "*"
+            "#
+        );
+        std::fs::write(&config, text).unwrap();
+    };
+    let check = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_calvert"))
+            .args(["serve", "--check", "--config"])
+            .arg(&config)
+            .env("ADMIN_TOKEN", "0123456789abcdef-0123")
+            .output()
+            .expect("calvert runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    write("admin_listen = \"0.0.0.0:9185\"");
+    let stderr = check();
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("warning:")).collect();
+    assert_eq!(warnings.len(), 2, "{stderr}");
+    assert!(warnings[0].contains("0.0.0.0:9185"), "{stderr}");
+    assert!(warnings[1].contains("admin_token_env"), "{stderr}");
+    write("admin_listen = \"127.0.0.1:9185\"\nadmin_token_env = \"ADMIN_TOKEN\"");
+    let stderr = check();
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn inspect_shows_no_imports() {
     let out = calvert(&["inspect"], None);
@@ -570,4 +626,50 @@ mod check_failures {
             "{stderr}"
         );
     }
+}
+
+/// A request over the eval cap (16 MiB): a route whose address is huge.
+fn oversized_request() -> String {
+    format!(
+        r#"{{"op": "route", "address": "{}@flexi.se", "rules": []}}"#,
+        "k".repeat(17 << 20)
+    )
+}
+
+/// One line naming the cap, and nothing of the guest's insides.
+fn assert_one_sentence_about_the_cap(out: &Output) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("larger than 16 MiB"), "{stderr}");
+    assert!(!stderr.contains("backtrace"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn a_request_over_the_cap_is_one_sentence_from_a_file() {
+    let path = std::env::temp_dir().join(format!("calvert-huge-{}.json", std::process::id()));
+    std::fs::write(&path, oversized_request()).expect("temp dir is writable");
+    let out = calvert(&["eval", path.to_str().expect("utf-8")], None);
+    std::fs::remove_file(&path).expect("temp file removed");
+    assert_one_sentence_about_the_cap(&out);
+}
+
+#[test]
+fn a_request_over_the_cap_is_one_sentence_from_standard_input() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_calvert"))
+        .arg("eval")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("calvert starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // calvert stops reading at the cap, so the rest may meet a closed pipe.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(oversized_request().as_bytes());
+    });
+    let out = child.wait_with_output().expect("calvert finishes");
+    writer.join().expect("the writer ends");
+    assert_one_sentence_about_the_cap(&out);
 }

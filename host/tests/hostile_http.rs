@@ -2,13 +2,18 @@
 //! refusals (never followed, no header re-sent anywhere), and a reply without a
 //! length is read only up to the cap.
 
+#[path = "support/raw_http.rs"]
+mod raw_http;
+#[path = "support/wait.rs"]
+mod wait;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use calvert::diversion::{DiversionTarget, HttpTarget, MAX_REPLY_BYTES, Phone, TargetError};
 use calvert::store::{DiversionCall, OutboxEntry};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 /// What a stand-in server answers.
@@ -59,25 +64,9 @@ async fn serve(
     log: Arc<Mutex<Vec<String>>>,
     written: Arc<AtomicU64>,
 ) {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match stream.read(&mut byte).await {
-            Ok(1) => head.push(byte[0]),
-            _ => return,
-        }
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    let length = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-        })
-        .unwrap_or(0);
-    let mut body = vec![0u8; length];
-    let _ = stream.read_exact(&mut body).await;
+    let Some(head) = raw_http::read_request(&mut stream).await else {
+        return;
+    };
     log.lock().unwrap().push(head);
     match answer {
         Answer::Canned(reply) => {

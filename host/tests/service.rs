@@ -18,7 +18,7 @@ use calvert::diversion::utc;
 use calvert::store::Status;
 use calvert_exchange_sim::{Fault, SimItem};
 use wait::LIMIT;
-use world::{Notifications, World, meeting, now, set};
+use world::{ADMIN_TOKEN, Notifications, World, meeting, now, set};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_resize_move_and_delete_follow_at_once() {
@@ -407,6 +407,7 @@ async fn the_admin_port_serves_health_metrics_and_users() {
     assert!(metrics.contains("calvert_notifications_total"), "{metrics}");
     let users: serde_json::Value = http
         .get(format!("http://{admin}/users?q=kim"))
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap()
@@ -429,6 +430,7 @@ async fn the_admin_port_serves_health_metrics_and_users() {
     let users = loop {
         let users: serde_json::Value = http
             .get(format!("http://{admin}/users?q=kim"))
+            .bearer_auth(ADMIN_TOKEN)
             .send()
             .await
             .unwrap()
@@ -447,12 +449,14 @@ async fn the_admin_port_serves_health_metrics_and_users() {
     assert_eq!(kim["diversion"], format!("LUNCH until {}", utc(t + 600)));
     let refused = http
         .post(format!("http://{admin}/users/kim@flexi.se/restart"))
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();
     assert_eq!(refused.status(), 409);
     let unknown = http
         .post(format!("http://{admin}/users/nobody@flexi.se/restart"))
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();

@@ -2,51 +2,21 @@
 //! Error with the reason, `/health` says which task is restarting, the task comes
 //! back, and an administrator's restart makes the user divert again.
 
+#[path = "support/one_site.rs"]
+mod one_site;
+
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use calvert::DecisionCore;
 use calvert::component::wit::{CalendarItem, FreeBusy, StatusEvent};
-use calvert::config::ServiceConfig;
-use calvert::diversion::{DiversionTarget, Phone, TargetError};
 use calvert::service::shutdown::Shutdown;
-use calvert::service::{Adapters, Backoff, CalendarSource, Change, ServiceHandle, SourceError};
-use calvert::store::{Applied, DiversionCall, MemoryStore, OutboxEntry, Status};
+use calvert::service::{CalendarSource, Change, SourceError};
+use calvert::store::{DiversionCall, MemoryStore, Status};
+use one_site::Recorder;
 use tokio::sync::mpsc;
-
-const CONFIG: &str = r#"
-    [service]
-    admin_listen = "127.0.0.1:0"
-    debounce_ms = 20
-    zone = "Europe/Stockholm"
-    [[exchange]]
-    name = "ews"
-    url = "http://127.0.0.1:9/EWS/Exchange.asmx"
-    ssl = false
-    auth = "basic"
-    user = "calvert"
-    password = "secret"
-    [[rule]]
-    server = "ews"
-    pattern = "flexi.se"
-    [[telephony]]
-    name = "pbx"
-    kind = "log"
-    [[telephony_rule]]
-    target = "pbx"
-    pattern = "*"
-    [policy]
-    default_reason = "BACK"
-    oof_reason = "AWAY"
-    [[user]]
-    address = "kim@flexi.se"
-    integration_id = "1"
-    telephony_id = "1001"
-"#;
 
 /// A calendar with one busy hour around now; its first `panics` reads panic, with a
 /// Swedish message long enough to be cut.
@@ -89,27 +59,6 @@ impl CalendarSource for Panicking {
     }
 }
 
-#[derive(Default)]
-struct Recorder {
-    calls: Mutex<Vec<DiversionCall>>,
-}
-
-#[async_trait]
-impl DiversionTarget for Recorder {
-    fn name(&self) -> &str {
-        "recorder"
-    }
-
-    async fn apply(&self, _phone: &Phone, entry: &OutboxEntry) -> Result<(), TargetError> {
-        self.calls.lock().unwrap().push(entry.call.clone());
-        Ok(())
-    }
-
-    async fn observe(&self, _phone: &Phone) -> Result<Option<Option<Applied>>, TargetError> {
-        Ok(None)
-    }
-}
-
 async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !done() {
@@ -129,25 +78,24 @@ async fn health_of(admin: std::net::SocketAddr) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_mailbox_task_puts_the_user_in_error_and_is_restarted() {
-    let core = DecisionCore::load().unwrap();
-    let config = ServiceConfig::from_toml(
-        CONFIG,
-        Path::new("calvert.toml"),
-        &BTreeMap::new(),
-        &mut core.instance(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
     let source = Arc::new(Panicking {
         panics: 1,
         reads: AtomicU32::new(0),
     });
     let recorder = Arc::new(Recorder::default());
-    let mut adapters = Adapters::from_config(&config, Arc::new(MemoryStore::default())).unwrap();
-    adapters.sources.insert("ews".into(), source.clone());
-    adapters.targets.insert("pbx".into(), recorder.clone());
-    let service = ServiceHandle::start(config, core, adapters, Backoff::default())
-        .await
-        .unwrap();
+    let service = one_site::start(
+        one_site::load(
+            &one_site::config_text(
+                "admin_listen = \"127.0.0.1:0\"\ndebounce_ms = 20",
+                &["kim@flexi.se"],
+            ),
+            &BTreeMap::new(),
+        ),
+        Arc::new(MemoryStore::default()),
+        source.clone(),
+        Some(recorder.clone()),
+    )
+    .await;
     let admin = service.admin_addr.unwrap();
 
     wait_until("the user is in error", || {
@@ -201,7 +149,7 @@ async fn a_panicking_mailbox_task_puts_the_user_in_error_and_is_restarted() {
     })
     .await;
     assert!(matches!(
-        recorder.calls.lock().unwrap()[0],
+        recorder.calls.lock().unwrap()[0].1,
         DiversionCall::Set { .. }
     ));
     assert_eq!(service.status("kim@flexi.se"), Some(Status::Active));

@@ -42,7 +42,7 @@ fn sources(
 ) -> Result<HashMap<String, Arc<dyn CalendarSource>>, ServiceError> {
     let mut sources: HashMap<String, Arc<dyn CalendarSource>> = HashMap::new();
     for server in &config.exchange {
-        let source = EwsSource::new(
+        let mut source = EwsSource::new(
             &server.name,
             server.url.clone(),
             server.credentials.clone(),
@@ -53,7 +53,9 @@ fn sources(
             server: server.name.clone(),
             message: e.to_string(),
         })?
+        .with_autodiscover_hosts(&server.autodiscover_hosts, &server.plain_http_hosts)
         .with_push(server.push.clone());
+        source.listener_limits = config.listener_limits;
         sources.insert(server.name.clone(), Arc::new(source));
     }
     Ok(sources)

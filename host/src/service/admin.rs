@@ -9,6 +9,10 @@
 //!   applied (never a subject)
 //! - `POST /users/{address}/restart|activate|passivate` → the new status, or 409
 //!   with the reason the state machine refuses (semantics §8)
+//!
+//! `/users` and the POSTs need the admin token and a `Host` of this port
+//! ([`super::admin_access`]); every connection is bounded by the listener's limits
+//! ([`crate::listener`]).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -21,6 +25,7 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
 use super::ServiceError;
+use super::admin_access;
 use super::state::Service;
 use super::status_text;
 use crate::component::wit::StatusEvent;
@@ -28,19 +33,28 @@ use crate::store::Status;
 
 pub(super) async fn serve(service: Arc<Service>, listener: tokio::net::TcpListener) {
     let mut stop = service.shutdown.subscribe();
+    let guarded = axum::Router::new()
+        .route("/users", get(users))
+        .route("/users/{address}/{action}", post(act))
+        .route_layer(axum::middleware::from_fn_with_state(
+            service.clone(),
+            admin_access::guard,
+        ));
     let app = axum::Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .route("/users", get(users))
-        .route("/users/{address}/{action}", post(act))
-        .with_state(service);
-    let shutdown = async move { stop.recv().await };
-    if let Err(error) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::error!(%error, "admin listener failed");
-    }
+        .merge(guarded)
+        .with_state(service.clone());
+    let limits = service.config.listener_limits;
+    let refused = service.metrics.refused_connections("admin");
+    crate::listener::serve(
+        listener,
+        app,
+        limits,
+        refused,
+        async move { stop.recv().await },
+    )
+    .await;
 }
 
 async fn health(State(service): State<Arc<Service>>) -> Response {
@@ -117,13 +131,14 @@ async fn users(State(service): State<Arc<Service>>, Query(search): Query<Search>
         if !address.contains(&needle) {
             continue;
         }
-        let record = service
-            .adapters
-            .store
-            .user(address)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        // A record that cannot be read shows as in error, with the store's sentence.
+        let record = match service.adapters.store.user(address) {
+            Ok(record) => record.unwrap_or_default(),
+            Err(error) => crate::store::UserRecord {
+                status: Status::Error(error.to_string()),
+                ..Default::default()
+            },
+        };
         found.push(UserView {
             address: mailbox.user.address.clone(),
             status: record.status.name(),

@@ -1,5 +1,6 @@
 //! The gauges of `/metrics` that are read when asked for, not counted as they happen:
-//! users by status, live subscriptions, outbox depth.
+//! users by status, live subscriptions, outbox depth, the push listeners' refused
+//! connections.
 
 use std::collections::BTreeMap;
 
@@ -18,15 +19,12 @@ impl Service {
         .into_iter()
         .collect();
         for address in self.mailboxes.keys() {
-            let status = self
-                .adapters
-                .store
-                .user(address)
-                .ok()
-                .flatten()
-                .map(|r| r.status)
-                .unwrap_or_default();
-            *counts.entry(status.name()).or_default() += 1;
+            // A record that cannot be read counts as in error: its user cannot run.
+            let status = match self.adapters.store.user(address) {
+                Ok(record) => record.map(|r| r.status).unwrap_or_default().name(),
+                Err(_) => "error",
+            };
+            *counts.entry(status).or_default() += 1;
         }
         counts
     }
@@ -46,6 +44,17 @@ impl Service {
             .map(|s| s.subscriptions())
             .sum();
         self.metrics.subscriptions.set(subscriptions as i64);
+        // The push listeners count on their own; the counter catches up here.
+        let refused: u64 = self
+            .adapters
+            .sources
+            .values()
+            .map(|s| s.refused_connections())
+            .sum();
+        let push = self.metrics.refused_connections("push");
+        if let Some(more) = refused.checked_sub(push.get()) {
+            push.inc_by(more);
+        }
         if let Ok(depth) = self.adapters.store.outbox_depth() {
             self.metrics.outbox_depth.set(depth as i64);
         }

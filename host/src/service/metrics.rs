@@ -22,6 +22,11 @@ pub struct ActionLabel {
     pub action: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabel {
+    pub listener: &'static str,
+}
+
 /// Every metric of the service, registered once.
 pub struct Metrics {
     pub registry: Registry,
@@ -36,6 +41,8 @@ pub struct Metrics {
     pub change_to_call_seconds: Histogram,
     /// One mailbox step: read the calendar, decide, reconcile, enqueue.
     pub step_seconds: Histogram,
+    /// Connections a listener closed at once because it was at its limit.
+    pub refused_connections: Family<ListenerLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -54,6 +61,7 @@ impl Default for Metrics {
             outbox_depth: Gauge::default(),
             change_to_call_seconds: Histogram::new(buckets),
             step_seconds: Histogram::new(buckets),
+            refused_connections: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -101,6 +109,11 @@ impl Default for Metrics {
             "One mailbox step: read, decide, reconcile, enqueue",
             metrics.step_seconds.clone(),
         );
+        registry.register(
+            "refused_connections",
+            "Connections closed at once because the listener (admin, push) was at its limit",
+            metrics.refused_connections.clone(),
+        );
         Metrics {
             registry,
             ..metrics
@@ -109,6 +122,13 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The counter of connections `listener` refused at its limit.
+    pub fn refused_connections(&self, listener: &'static str) -> Counter {
+        self.refused_connections
+            .get_or_create(&ListenerLabel { listener })
+            .clone()
+    }
+
     /// The text `/metrics` serves.
     pub fn render(&self) -> String {
         let mut text = String::new();

@@ -25,6 +25,7 @@
 
 pub mod adapters;
 pub mod admin;
+pub mod admin_access;
 pub mod clock;
 mod delivery;
 mod dispatch;

@@ -41,9 +41,15 @@ pub fn serve(
             config.users.len(),
             config.triggers.len()
         );
+        for warning in config.warnings() {
+            eprintln!("calvert: {}: warning: {warning}", path.display());
+        }
         return Ok(std::process::ExitCode::SUCCESS);
     }
     init_logging();
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async move {

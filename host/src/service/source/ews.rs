@@ -60,6 +60,10 @@ pub struct EwsSource {
     /// A push subscription silent this long (no event, no StatusEvent, which Exchange
     /// sends every StatusFrequency minute) is taken as lost and made again.
     pub push_silence: Duration,
+    /// The push listener's connection limit and timeouts.
+    pub listener_limits: crate::listener::Limits,
+    /// Connections the push listener refused at its limit, for /metrics.
+    pub(super) refused_connections: prometheus_client::metrics::counter::Counter,
 }
 
 /// The EWS mailbox of `address`.
@@ -110,7 +114,26 @@ impl EwsSource {
             stream_minutes: 30,
             push: None,
             push_silence: Duration::from_secs(3 * 60),
+            listener_limits: crate::listener::Limits::default(),
+            refused_connections: Default::default(),
         })
+    }
+
+    /// Let Autodiscover follow redirects and SRV records to `hosts` outside a
+    /// mailbox's domain, and use plain http with `plain_http` of them (the server's
+    /// `autodiscover_hosts` and `ssl = false`). No effect with a configured URL.
+    pub fn with_autodiscover_hosts(mut self, hosts: &[String], plain_http: &[String]) -> Self {
+        if let Route::Autodiscover { discoverer, urls } = self.route {
+            self.route = Route::Autodiscover {
+                discoverer: Box::new(
+                    discoverer
+                        .with_autodiscover_hosts(hosts)
+                        .with_plain_http(plain_http),
+                ),
+                urls,
+            };
+        }
+        self
     }
 
     /// Use push notifications to `settings.url`, listening on `settings.listen`.
@@ -231,6 +254,10 @@ impl CalendarSource for EwsSource {
 
     fn subscriptions(&self) -> usize {
         self.subscriptions.load(Ordering::Relaxed)
+    }
+
+    fn refused_connections(&self) -> u64 {
+        self.refused_connections.get()
     }
 }
 

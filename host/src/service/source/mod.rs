@@ -191,6 +191,11 @@ pub trait CalendarSource: Send + Sync {
 
     /// Live subscriptions, for /metrics.
     fn subscriptions(&self) -> usize;
+
+    /// Connections the source's own listener (push) refused at its limit, for /metrics.
+    fn refused_connections(&self) -> u64 {
+        0
+    }
 }
 
 /// A calendar item as its source holds it now: its id, and the version a write

@@ -22,9 +22,11 @@ impl EwsSource {
         mut stop: Shutdown,
     ) {
         let subscriptions = Subscriptions::new(&self.subscriptions);
-        let mut listener = match crate::ews::push::listen(
+        let mut listener = match crate::ews::push::listen_within(
             settings.listen,
             subscriptions.push_book(),
+            self.listener_limits,
+            self.refused_connections.clone(),
         )
         .await
         {
