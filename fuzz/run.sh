@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Run every cargo-fuzz target of the Calvert core for a while, one after another.
+# Run every cargo-fuzz target (the core's and the host's parsers) for a while, one
+# after another.
 #
-#   bash fuzz/run.sh                  # all targets, 30 s each
+#   bash fuzz/run.sh                  # all 12 targets, 30 s each
 #   FUZZ_SECONDS=300 bash fuzz/run.sh decide plan_sync
+#   FUZZ_SECONDS=3600 bash fuzz/run.sh ews_reply       # one target for an hour
 #
 # Seeds in fuzz/seeds/<target>/ (and past crashes in fuzz/regressions/<target>/) are
 # copied to a temporary corpus, so nothing is written into the repository except crash
@@ -16,12 +18,22 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"       # cargo fuzz runs from the crate root that holds fuzz/
 cd "$root"
 
-all_targets=(decide route trigger plan_sync eval_json)
+core_targets=(decide route trigger plan_sync eval_json)
+host_targets=(ews_reply ews_push autodiscover stream_splitter ntlm config telephony_read_back)
+all_targets=("${core_targets[@]}" "${host_targets[@]}")
+# The XML targets share one dictionary of EWS names (dicts/ews_xml.dict); any other
+# target uses dicts/<target>.dict when there is one.
+declare -A dict_of=([ews_reply]=ews_xml [ews_push]=ews_xml [autodiscover]=ews_xml [stream_splitter]=ews_xml)
 if (($# > 0)); then targets=("$@"); else targets=("${all_targets[@]}"); fi
 
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
     echo "run.sh: installing the nightly toolchain (cargo-fuzz needs it)" >&2
     rustup toolchain install nightly --profile minimal
+fi
+# The host's build script builds the core for WebAssembly with the same toolchain.
+if ! rustup +nightly target list --installed | grep -qx wasm32-unknown-unknown; then
+    echo "run.sh: adding the wasm32-unknown-unknown target to nightly (the host embeds the core)" >&2
+    rustup target add wasm32-unknown-unknown --toolchain nightly
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "run.sh: installing cargo-fuzz" >&2
@@ -57,8 +69,9 @@ for target in "${targets[@]}"; do
         fi
     done
     extra=()
-    if [[ -f "$here/dicts/$target.dict" ]]; then
-        extra+=("-dict=$here/dicts/$target.dict")
+    dict="$here/dicts/${dict_of[$target]:-$target}.dict"
+    if [[ -f "$dict" ]]; then
+        extra+=("-dict=$dict")
     fi
     echo "run.sh: fuzzing $target for ${seconds}s" >&2
     status=0
@@ -72,10 +85,10 @@ for target in "${targets[@]}"; do
         line="$target: ok, ${execs:-?} execs, ${rate:-?} execs/s, corpus $units, ${seconds}s"
     else
         failed=1
-        artifact="$(grep -o 'Test unit written to [^ ]*' "$log" | tail -n1 | sed 's/Test unit written to //')"
+        artifact="$(grep -ao 'Test unit written to [^ ]*' "$log" | tail -n1 | sed 's/Test unit written to //' || true)"
         line="$target: FAILED (exit $status), ${execs:-?} execs, ${rate:-?} execs/s; artifact: ${artifact:-none}"
         echo "---- $target: the failure ----" >&2
-        grep -A4 -E "panicked at|ERROR: libFuzzer|ERROR: AddressSanitizer" "$log" | head -n 40 >&2 || tail -n 40 "$log" >&2
+        grep -a -A4 -E "panicked at|ERROR: libFuzzer|ERROR: AddressSanitizer" "$log" | head -n 40 >&2 || tail -n 40 "$log" >&2
         echo "---- (reproduce: cargo +nightly fuzz run $target ${artifact:-<artifact>}) ----" >&2
     fi
     echo "$line"
