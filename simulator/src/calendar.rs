@@ -1,25 +1,36 @@
 //! Reading calendars: FindItem with a CalendarView (honouring MaxEntriesReturned and
-//! setting IncludesLastItemInRange) and GetItem.
+//! setting IncludesLastItemInRange) and GetItem, each with the ItemShape asked for.
 
 use std::fmt::Write as _;
 
+use crate::directory::{Mailbox, SimItem};
+use crate::item_xml::{Reader, Shape, item_xml};
+use crate::wire::{MESSAGES, TYPES, envelope, xml_reply};
 use axum::http::StatusCode;
 use axum::response::Response;
-use quick_xml::escape::escape;
 
-use crate::directory::{Mailbox, SimItem};
-use crate::wire::{MESSAGES, TYPES, envelope, xml_reply};
-
-/// FindItem: the items of `store` that overlap `start..end`, by start, at most `max`.
-pub(crate) fn find_item(store: &Mailbox, (start, end, max): (i64, i64, usize)) -> Response {
+/// FindItem: the items of `folder` that overlap `start..end`, by start, at most
+/// `max` (recurring masters are not in a CalendarView: their occurrences are, and
+/// the simulator stores occurrences as the test puts them, it does not expand).
+pub(crate) fn find_item(
+    store: &Mailbox,
+    folder: &str,
+    (start, end, max): (i64, i64, usize),
+    shape: &Shape,
+) -> Response {
     let mut matching: Vec<&SimItem> = store
         .items
         .values()
+        .filter(|i| i.folder == folder && i.item_type != "RecurringMaster")
         .filter(|i| i.start < end && i.end > start)
         .collect();
     matching.sort_by_key(|i| (i.start, i.id.clone()));
     let total = matching.len();
-    let page: String = matching.iter().take(max).map(|i| item_xml(i)).collect();
+    let page: String = matching
+        .iter()
+        .take(max)
+        .map(|i| item_xml(i, shape, Reader::FindItem))
+        .collect();
     xml_reply(
         StatusCode::OK,
         envelope(&format!(
@@ -30,7 +41,7 @@ pub(crate) fn find_item(store: &Mailbox, (start, end, max): (i64, i64, usize)) -
 }
 
 /// GetItem: each id asked for, or ErrorItemNotFound for it.
-pub(crate) fn get_item(store: &Mailbox, ids: &[String]) -> Response {
+pub(crate) fn get_item(store: &Mailbox, ids: &[String], shape: &Shape) -> Response {
     let mut messages = String::new();
     for id in ids {
         match store.items.get(id) {
@@ -38,7 +49,7 @@ pub(crate) fn get_item(store: &Mailbox, ids: &[String]) -> Response {
                 let _ = write!(
                     messages,
                     r#"<m:GetItemResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Items>{}</m:Items></m:GetItemResponseMessage>"#,
-                    item_xml(item)
+                    item_xml(item, shape, Reader::GetItem)
                 );
             }
             None => {
@@ -54,31 +65,5 @@ pub(crate) fn get_item(store: &Mailbox, ids: &[String]) -> Response {
         envelope(&format!(
             r#"<m:GetItemResponse xmlns:m="{MESSAGES}" xmlns:t="{TYPES}"><m:ResponseMessages>{messages}</m:ResponseMessages></m:GetItemResponse>"#
         )),
-    )
-}
-
-/// Seconds since 1970 as an xs:dateTime.
-fn time(at: i64) -> String {
-    jiff::Timestamp::from_second(at)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
-}
-
-/// A calendar item in EWS XML, with the properties Calvert asks for.
-fn item_xml(item: &SimItem) -> String {
-    format!(
-        r#"<t:CalendarItem><t:ItemId Id="{}" ChangeKey="{}"/><t:Subject>{}</t:Subject><t:Sensitivity>{}</t:Sensitivity><t:Start>{}</t:Start><t:End>{}</t:End><t:IsAllDayEvent>{}</t:IsAllDayEvent><t:LegacyFreeBusyStatus>{}</t:LegacyFreeBusyStatus><t:Location>{}</t:Location><t:IsMeeting>{}</t:IsMeeting><t:IsCancelled>false</t:IsCancelled><t:CalendarItemType>{}</t:CalendarItemType><t:MyResponseType>{}</t:MyResponseType></t:CalendarItem>"#,
-        escape(&item.id),
-        escape(&item.change_key),
-        escape(&item.subject),
-        item.sensitivity,
-        time(item.start),
-        time(item.end),
-        item.all_day,
-        item.free_busy,
-        escape(&item.location),
-        item.is_meeting,
-        item.item_type,
-        item.my_response
     )
 }

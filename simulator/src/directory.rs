@@ -9,24 +9,95 @@ use std::time::Duration;
 use crate::faults::Fault;
 
 /// A calendar item as the simulator stores it (EWS's own words for the values).
+/// Text fields hold exactly what was given: entity references resolved, white space
+/// kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimItem {
     pub id: String,
     pub change_key: String,
+    /// The folder the item is in ([`CALENDAR_FOLDER`] unless created elsewhere).
+    pub folder: String,
     pub subject: String,
     pub location: String,
+    pub body: String,
+    /// Text or HTML.
+    pub body_type: String,
+    /// The iCalendar UID (made up at creation when not given).
+    pub uid: String,
     pub start: i64,
     pub end: i64,
     pub all_day: bool,
+    /// StartTimeZone / EndTimeZone ids (normally Windows zone ids), where given.
+    pub start_zone: Option<String>,
+    pub end_zone: Option<String>,
     /// Free, Tentative, Busy, OOF, WorkingElsewhere, NoData.
     pub free_busy: String,
     /// Unknown, Organizer, Tentative, Accept, Decline, NoResponseReceived.
     pub my_response: String,
     pub is_meeting: bool,
-    /// Single, Occurrence, Exception (RecurringMaster never appears in a CalendarView).
+    pub is_cancelled: bool,
+    /// Single, Occurrence, Exception, RecurringMaster (a master never appears in a
+    /// CalendarView).
     pub item_type: String,
+    /// A recurring item's Recurrence element as given (kept, not expanded).
+    pub recurrence: Option<String>,
     pub sensitivity: String,
+    pub reminder_is_set: bool,
+    pub reminder_minutes: u32,
+    pub attendees: Vec<SimAttendee>,
+    pub extended: Vec<SimExtended>,
+    /// Set by the simulator: at creation, and at every change.
+    pub created: i64,
+    pub modified: i64,
 }
+
+/// Which attendee list a person is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AttendeeList {
+    Required,
+    Optional,
+    Resources,
+}
+
+impl AttendeeList {
+    /// The element EWS writes the list as (and its FieldURI after `calendar:`).
+    pub fn element(self) -> &'static str {
+        match self {
+            AttendeeList::Required => "RequiredAttendees",
+            AttendeeList::Optional => "OptionalAttendees",
+            AttendeeList::Resources => "Resources",
+        }
+    }
+
+    pub const ALL: [AttendeeList; 3] = [
+        AttendeeList::Required,
+        AttendeeList::Optional,
+        AttendeeList::Resources,
+    ];
+}
+
+/// One attendee of a meeting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimAttendee {
+    pub list: AttendeeList,
+    pub name: String,
+    pub address: String,
+    /// Unknown, Organizer, Tentative, Accept, Decline, NoResponseReceived; empty when
+    /// not given.
+    pub response: String,
+}
+
+/// One extended (MAPI) property: its ExtendedFieldURI attributes, sorted by name, and
+/// its value (several for a multi-valued one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimExtended {
+    pub uri: Vec<(String, String)>,
+    pub values: Vec<String>,
+    pub multi_valued: bool,
+}
+
+/// The id of every mailbox's calendar folder (DistinguishedFolderId `calendar`).
+pub const CALENDAR_FOLDER: &str = "folder-calendar";
 
 impl SimItem {
     /// A busy appointment the mailbox owner organizes.
@@ -34,24 +105,111 @@ impl SimItem {
         SimItem {
             id: id.into(),
             change_key: format!("CK-{id}-1"),
+            folder: CALENDAR_FOLDER.into(),
             subject: subject.into(),
             location: String::new(),
+            body: String::new(),
+            body_type: "Text".into(),
+            uid: format!("sim-uid-{id}"),
             start,
             end,
             all_day: false,
+            start_zone: None,
+            end_zone: None,
             free_busy: "Busy".into(),
             my_response: "Organizer".into(),
             is_meeting: false,
+            is_cancelled: false,
             item_type: "Single".into(),
+            recurrence: None,
             sensitivity: "Normal".into(),
+            reminder_is_set: false,
+            reminder_minutes: 15,
+            attendees: Vec::new(),
+            extended: Vec::new(),
+            created: start,
+            modified: start,
         }
     }
 }
 
-/// One mailbox's calendar.
-#[derive(Debug, Default)]
+/// One mailbox: its folders and the items in them.
+#[derive(Debug)]
 pub(crate) struct Mailbox {
     pub(crate) items: BTreeMap<String, SimItem>,
+    pub(crate) folders: Vec<SimFolder>,
+}
+
+/// A folder of a mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SimFolder {
+    pub(crate) id: String,
+    pub(crate) change_key: String,
+    /// None for the root.
+    pub(crate) parent: Option<String>,
+    /// The DistinguishedFolderId that names it, for the standard folders.
+    pub(crate) distinguished: Option<&'static str>,
+    /// IPF.Appointment for calendars, IPF.Note for mail; empty for the root folders.
+    pub(crate) class: String,
+    pub(crate) name: String,
+}
+
+impl Default for Mailbox {
+    /// A new mailbox has the standard folders: root, its top of information store
+    /// (msgfolderroot), and under that the calendar, inbox and deleted items.
+    fn default() -> Self {
+        let folder =
+            |name: &'static str, parent: Option<&str>, class: &str, display: &str| SimFolder {
+                id: format!("folder-{name}"),
+                change_key: format!("FK-{name}-1"),
+                parent: parent.map(|p| format!("folder-{p}")),
+                distinguished: Some(name),
+                class: class.into(),
+                name: display.into(),
+            };
+        Mailbox {
+            items: BTreeMap::new(),
+            folders: vec![
+                folder("root", None, "", ""),
+                folder(
+                    "msgfolderroot",
+                    Some("root"),
+                    "",
+                    "Top of Information Store",
+                ),
+                folder(
+                    "calendar",
+                    Some("msgfolderroot"),
+                    "IPF.Appointment",
+                    "Calendar",
+                ),
+                folder("inbox", Some("msgfolderroot"), "IPF.Note", "Inbox"),
+                folder(
+                    "deleteditems",
+                    Some("msgfolderroot"),
+                    "IPF.Note",
+                    "Deleted Items",
+                ),
+            ],
+        }
+    }
+}
+
+impl Mailbox {
+    /// The folder a FolderId or DistinguishedFolderId names.
+    pub(crate) fn folder(&self, id: &FolderRef) -> Option<&SimFolder> {
+        self.folders.iter().find(|f| match id {
+            FolderRef::Distinguished(name) => f.distinguished == Some(name.as_str()),
+            FolderRef::Id(id) => &f.id == id,
+        })
+    }
+}
+
+/// How a request names a folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FolderRef {
+    Distinguished(String),
+    Id(String),
 }
 
 /// A service account that signs in with Basic or NTLM.
@@ -67,6 +225,8 @@ pub(crate) struct Account {
 #[derive(Debug)]
 pub(crate) struct Subscription {
     pub(crate) mailbox: String,
+    /// The folder it watches (the calendar).
+    pub(crate) folder: String,
     /// (watermark number, event name, item id), oldest first.
     pub(crate) events: Vec<(u64, &'static str, String)>,
     pub(crate) expired: bool,
@@ -148,8 +308,13 @@ pub(crate) struct Directory {
     pub(crate) ntlm_handshakes: usize,
     /// Why NTLM sign-ins were refused.
     pub(crate) ntlm_refusals: Vec<String>,
-    /// Every change to every mailbox, for SyncFolderItems: (number, mailbox, item, kind).
-    pub(crate) changes: Vec<(u64, String, String, &'static str)>,
+    /// Every change to every mailbox, for SyncFolderItems.
+    pub(crate) changes: Vec<Change>,
+    /// Every item id ever given out or stored, so none is given out again.
+    pub(crate) used_ids: BTreeSet<String>,
+    /// The number in the last item or folder id made up, and in the last change key.
+    pub(crate) last_id: u64,
+    pub(crate) last_change_key: u64,
     pub(crate) mailboxes: BTreeMap<String, Mailbox>,
     pub(crate) accounts: BTreeMap<String, Account>,
     pub(crate) subscriptions: BTreeMap<String, Subscription>,
@@ -163,12 +328,13 @@ pub(crate) struct Directory {
 impl Directory {
     /// A new subscription to `mailbox`'s calendar: its id and starting watermark.
     pub(crate) fn subscribe(&mut self, mailbox: &str) -> (String, u64) {
-        let id = format!("sub-{}-{}", mailbox, self.subscriptions.len() + 1);
+        let id = format!("sub-{}-{}", mailbox, self.new_number());
         self.next_watermark += 1;
         self.subscriptions.insert(
             id.clone(),
             Subscription {
                 mailbox: mailbox.to_string(),
+                folder: CALENDAR_FOLDER.to_string(),
                 events: Vec::new(),
                 expired: false,
             },
@@ -176,17 +342,44 @@ impl Directory {
         (id, self.next_watermark)
     }
 
-    /// Record a change to an item of `mailbox` (for SyncFolderItems) and give each of
-    /// the mailbox's subscriptions its event.
-    pub(crate) fn notify(&mut self, mailbox: &str, event: &'static str, item: &str) {
+    /// A number never handed out before (for ids of items, folders, subscriptions).
+    pub(crate) fn new_number(&mut self) -> u64 {
+        self.last_id += 1;
+        self.last_id
+    }
+
+    /// An item id never used before in any mailbox.
+    pub(crate) fn new_item_id(&mut self) -> String {
+        loop {
+            let id = format!("sim-{}", self.new_number());
+            if self.used_ids.insert(id.clone()) {
+                return id;
+            }
+        }
+    }
+
+    /// A change key never given out before, for item `id`.
+    pub(crate) fn new_change_key(&mut self, id: &str) -> String {
+        self.last_change_key += 1;
+        format!("CK-{id}-{}", self.last_change_key)
+    }
+
+    /// Record a change to an item of `mailbox` in `folder` (for SyncFolderItems) and
+    /// give each subscription to that folder its event.
+    pub(crate) fn notify(&mut self, mailbox: &str, folder: &str, event: &'static str, item: &str) {
         self.next_watermark += 1;
         let number = self.next_watermark;
-        self.changes
-            .push((number, mailbox.to_string(), item.to_string(), event));
+        self.changes.push(Change {
+            number,
+            mailbox: mailbox.to_string(),
+            folder: folder.to_string(),
+            item: item.to_string(),
+            event,
+        });
         for subscription in self
             .subscriptions
             .values_mut()
-            .filter(|s| s.mailbox == mailbox)
+            .filter(|s| s.mailbox == mailbox && s.folder == folder)
         {
             self.next_watermark += 1;
             subscription
@@ -194,4 +387,15 @@ impl Directory {
                 .push((self.next_watermark, event, item.to_string()));
         }
     }
+}
+
+/// One change to an item, as SyncFolderItems reads the log.
+#[derive(Debug, Clone)]
+pub(crate) struct Change {
+    pub(crate) number: u64,
+    pub(crate) mailbox: String,
+    pub(crate) folder: String,
+    pub(crate) item: String,
+    /// CreatedEvent, ModifiedEvent or DeletedEvent.
+    pub(crate) event: &'static str,
 }

@@ -1,6 +1,10 @@
-//! Changing calendars: CreateItem, UpdateItem (a stale change key is
-//! ErrorIrresolvableConflict) and DeleteItem. A change goes through the test's own
+//! Changing calendars: CreateItem (every field given is kept, exactly; each new item
+//! gets an id never used before), UpdateItem (SetItemField, AppendToItemField,
+//! DeleteItemField) and DeleteItem (a stale change key is ErrorIrresolvableConflict
+//! for either), one response message per item. A change goes through the test's own
 //! [`Exchange::put_item`] and [`Exchange::delete_item`], so subscriptions see it.
+
+use std::sync::MutexGuard;
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -8,29 +12,40 @@ use quick_xml::escape::escape;
 
 use crate::directory::{Directory, Mailbox, SimItem};
 use crate::exchange::Exchange;
-use crate::wire::{MESSAGES, Parsed, TYPES, envelope, instant, xml_reply};
+use crate::folders;
+use crate::item_fields;
+use crate::wire::{MESSAGES, Parsed, TYPES, envelope, fault, xml_reply};
+use crate::xml_tree::Node;
 
-/// Why an UpdateItem or DeleteItem is refused.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum EditRefusal {
+/// Why one item of a CreateItem, UpdateItem or DeleteItem is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Refusal {
     /// The item named is not in the mailbox.
     ItemNotFound,
     /// The change key named is not the item's current one.
     StaleChangeKey,
+    /// The item would end before it starts.
+    EndBeforeStart,
+    /// A value the schema refuses (the whole request fails, as schema validation).
+    Schema(String),
 }
 
-impl EditRefusal {
-    /// The failed `operation` reply.
-    pub(crate) fn reply(self, operation: &str) -> Response {
+impl Refusal {
+    fn message(&self, operation: &str) -> String {
         let (code, text) = match self {
-            EditRefusal::ItemNotFound => (
+            Refusal::ItemNotFound => (
                 "ErrorItemNotFound",
                 "The specified object was not found in the store.",
             ),
-            EditRefusal::StaleChangeKey => (
+            Refusal::StaleChangeKey => (
                 "ErrorIrresolvableConflict",
                 "The send or update operation could not be performed because the change key passed in the request does not match the current change key for the item.",
             ),
+            Refusal::EndBeforeStart => (
+                "ErrorCalendarEndDateIsEarlierThanStartDate",
+                "EndDate is earlier than StartDate",
+            ),
+            Refusal::Schema(why) => ("ErrorSchemaValidation", why.as_str()),
         };
         // The schema wants an (empty) Items in a failed create or update reply.
         let items = if operation == "DeleteItem" {
@@ -38,99 +53,210 @@ impl EditRefusal {
         } else {
             "<m:Items/>"
         };
-        xml_reply(
-            StatusCode::OK,
-            envelope(&format!(
-                r#"<m:{operation}Response xmlns:m="{MESSAGES}" xmlns:t="{TYPES}"><m:ResponseMessages><m:{operation}ResponseMessage ResponseClass="Error"><m:MessageText>{text}</m:MessageText><m:ResponseCode>{code}</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>{items}</m:{operation}ResponseMessage></m:ResponseMessages></m:{operation}Response>"#
-            )),
+        format!(
+            r#"<m:{operation}ResponseMessage ResponseClass="Error"><m:MessageText>{}</m:MessageText><m:ResponseCode>{code}</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>{items}</m:{operation}ResponseMessage>"#,
+            escape(text)
         )
     }
 }
 
-/// The item as the request leaves it: a new one for CreateItem, the named one with
-/// the fields given for UpdateItem (and DeleteItem); or why the request is refused.
-pub(crate) fn edited_item(
-    directory: &Directory,
-    store: &Mailbox,
+/// One item's outcome: what to store (or delete), or why not.
+type Outcome = Result<Edit, Refusal>;
+
+#[derive(Debug)]
+enum Edit {
+    Put(Box<SimItem>),
+    Delete(String),
+}
+
+/// CreateItem, UpdateItem or DeleteItem on `mailbox`.
+pub(crate) fn edit(
+    exchange: &Exchange,
+    mut directory: MutexGuard<'_, Directory>,
+    mailbox: &str,
     parsed: &Parsed,
-) -> Result<SimItem, EditRefusal> {
+) -> Response {
     let operation = parsed.operation.as_str();
-    let target = parsed.item_keys.first();
-    let current = target.and_then(|(id, _)| store.items.get(id)).cloned();
-    if operation != "CreateItem" {
-        let Some(current) = &current else {
-            return Err(EditRefusal::ItemNotFound);
-        };
-        if let Some((_, Some(key))) = target
-            && key != &current.change_key
-        {
-            return Err(EditRefusal::StaleChangeKey);
-        }
-    }
-    let mut item = match (operation, current) {
-        ("CreateItem", _) | (_, None) => {
-            let number = directory.changes.len() + directory.subscriptions.len() + 1;
-            SimItem::appointment(&format!("sim-{number}"), "", 0, 0)
-        }
-        (_, Some(current)) => current,
+    let now = jiff::Timestamp::now().as_second();
+    let outcomes = match operation {
+        "CreateItem" => created(&mut directory, mailbox, &parsed.request, now),
+        "UpdateItem" => updated(&directory, mailbox, &parsed.request, now),
+        _ => deleted(&directory, mailbox, parsed),
     };
-    apply_fields(&mut item, parsed);
-    Ok(item)
-}
-
-/// The calendar item fields a CreateItem or UpdateItem gives.
-fn apply_fields(item: &mut SimItem, parsed: &Parsed) {
-    let f = &parsed.fields;
-    if let Some(v) = f.get("Subject") {
-        item.subject = v.clone();
-    }
-    if let Some(v) = f.get("Location") {
-        item.location = v.clone();
-    }
-    if let Some(v) = f.get("Sensitivity") {
-        item.sensitivity = v.clone();
-    }
-    if let Some(v) = f.get("LegacyFreeBusyStatus") {
-        item.free_busy = v.clone();
-    }
-    if let Some(v) = f.get("IsAllDayEvent") {
-        item.all_day = v == "true";
-    }
-    if let Some(v) = f.get("Start").and_then(|t| instant(t)) {
-        item.start = v;
-    }
-    if let Some(v) = f.get("End").and_then(|t| instant(t)) {
-        item.end = v;
-    }
-}
-
-/// Store (or for DeleteItem delete) the edited item, and reply with its id and new
-/// change key. The caller must have let go of the directory's lock.
-pub(crate) fn save(exchange: &Exchange, mailbox: &str, operation: &str, item: SimItem) -> Response {
-    let id = item.id.clone();
-    if operation == "DeleteItem" {
-        exchange.delete_item(mailbox, &id);
+    if let Some(Err(Refusal::Schema(why))) = outcomes
+        .iter()
+        .find(|o| matches!(o, Err(Refusal::Schema(_))))
+    {
         return xml_reply(
-            StatusCode::OK,
-            envelope(&format!(
-                r#"<m:DeleteItemResponse xmlns:m="{MESSAGES}" xmlns:t="{TYPES}"><m:ResponseMessages><m:DeleteItemResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode></m:DeleteItemResponseMessage></m:ResponseMessages></m:DeleteItemResponse>"#
-            )),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            fault("ErrorSchemaValidation", why, None),
         );
     }
-    exchange.put_item(mailbox, item);
-    let key = exchange
-        .lock()
-        .mailboxes
-        .get(mailbox)
-        .and_then(|m| m.items.get(&id))
-        .map(|i| i.change_key.clone())
-        .unwrap_or_default();
+    drop(directory);
+    let messages: String = outcomes
+        .into_iter()
+        .map(|outcome| match outcome {
+            Ok(edit) => save(exchange, mailbox, operation, edit),
+            Err(refusal) => refusal.message(operation),
+        })
+        .collect();
     xml_reply(
         StatusCode::OK,
         envelope(&format!(
-            r#"<m:{operation}Response xmlns:m="{MESSAGES}" xmlns:t="{TYPES}"><m:ResponseMessages><m:{operation}ResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Items><t:CalendarItem><t:ItemId Id="{}" ChangeKey="{}"/></t:CalendarItem></m:Items></m:{operation}ResponseMessage></m:ResponseMessages></m:{operation}Response>"#,
-            escape(&id),
-            escape(&key)
+            r#"<m:{operation}Response xmlns:m="{MESSAGES}" xmlns:t="{TYPES}"><m:ResponseMessages>{messages}</m:ResponseMessages></m:{operation}Response>"#
         )),
+    )
+}
+
+/// CreateItem: a new item per CalendarItem given, in the folder SavedItemFolderId
+/// names (the calendar when none).
+fn created(directory: &mut Directory, mailbox: &str, request: &Node, now: i64) -> Vec<Outcome> {
+    let folder = directory
+        .mailboxes
+        .get(mailbox)
+        .and_then(|store| folders::resolve(store, request, "SavedItemFolderId"));
+    let Some(folder) = folder else {
+        return vec![Err(Refusal::Schema(
+            "SavedItemFolderId names no folder of the mailbox".into(),
+        ))];
+    };
+    let items: Vec<Node> = request
+        .child("Items")
+        .map(|i| i.children_named("CalendarItem").cloned().collect())
+        .unwrap_or_default();
+    items
+        .iter()
+        .map(|given| {
+            let id = directory.new_item_id();
+            let mut item = SimItem::appointment(&id, "", 0, 0);
+            item.uid = format!("040000008200E00074C5B7101A82E008000000{id}");
+            item.folder = folder.clone();
+            item.is_meeting = false;
+            item.reminder_is_set = true;
+            item_fields::apply(&mut item, given).map_err(Refusal::Schema)?;
+            item.created = now;
+            item.modified = now;
+            checked(item)
+        })
+        .collect()
+}
+
+/// UpdateItem: each ItemChange applied to its item.
+fn updated(directory: &Directory, mailbox: &str, request: &Node, now: i64) -> Vec<Outcome> {
+    let store = directory.mailboxes.get(mailbox);
+    request
+        .child("ItemChanges")
+        .map(|c| c.children_named("ItemChange").collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|change| {
+            let mut item = current(store, change.child("ItemId"))?;
+            for update in change
+                .child("Updates")
+                .iter()
+                .flat_map(|u| u.children.iter())
+            {
+                apply_update(&mut item, update).map_err(Refusal::Schema)?;
+            }
+            item.modified = now;
+            checked(item)
+        })
+        .collect()
+}
+
+/// DeleteItem: each item named, if it is there.
+fn deleted(directory: &Directory, mailbox: &str, parsed: &Parsed) -> Vec<Outcome> {
+    let store = directory.mailboxes.get(mailbox);
+    parsed
+        .item_keys
+        .iter()
+        .map(|(id, key)| match store.and_then(|s| s.items.get(id)) {
+            Some(item) if key.as_ref().is_some_and(|k| *k != item.change_key) => {
+                Err(Refusal::StaleChangeKey)
+            }
+            Some(_) => Ok(Edit::Delete(id.clone())),
+            None => Err(Refusal::ItemNotFound),
+        })
+        .collect()
+}
+
+/// The item an ItemId names, if its change key (when given) is current.
+fn current(store: Option<&Mailbox>, item_id: Option<&Node>) -> Result<SimItem, Refusal> {
+    let id = item_id.and_then(|i| i.attr("Id")).unwrap_or("");
+    let item = store
+        .and_then(|s| s.items.get(id))
+        .ok_or(Refusal::ItemNotFound)?;
+    match item_id.and_then(|i| i.attr("ChangeKey")) {
+        Some(key) if key != item.change_key => Err(Refusal::StaleChangeKey),
+        _ => Ok(item.clone()),
+    }
+}
+
+/// One SetItemField, AppendToItemField or DeleteItemField.
+fn apply_update(item: &mut SimItem, update: &Node) -> Result<(), String> {
+    let path = update
+        .children
+        .iter()
+        .find(|c| matches!(c.name.as_str(), "FieldURI" | "ExtendedFieldURI"))
+        .ok_or_else(|| format!("{} names no property", update.name))?;
+    let value = update.child("CalendarItem");
+    match (update.name.as_str(), value) {
+        ("SetItemField", Some(value)) => item_fields::apply(item, value),
+        ("AppendToItemField", Some(value)) => append(item, value),
+        ("DeleteItemField", _) => item_fields::delete(item, path),
+        (other, _) => Err(format!("{other} without a CalendarItem")),
+    }
+}
+
+/// AppendToItemField: attendees join their list, body text is added at the end.
+fn append(item: &mut SimItem, value: &Node) -> Result<(), String> {
+    let mut added = item.clone();
+    item_fields::apply(&mut added, value)?;
+    for field in &value.children {
+        match field.name.as_str() {
+            "Body" => item.body.push_str(&field.text),
+            "RequiredAttendees" | "OptionalAttendees" | "Resources" => {
+                let new = added
+                    .attendees
+                    .iter()
+                    .filter(|a| !item.attendees.contains(a));
+                let new: Vec<_> = new.cloned().collect();
+                item.attendees.extend(new);
+                item.is_meeting = true;
+            }
+            other => return Err(format!("{other} cannot be appended to")),
+        }
+    }
+    Ok(())
+}
+
+/// An item that ends before it starts is refused.
+fn checked(item: SimItem) -> Outcome {
+    if item.end < item.start {
+        return Err(Refusal::EndBeforeStart);
+    }
+    Ok(Edit::Put(Box::new(item)))
+}
+
+/// Store (or delete) one item; its response message with the id and new change key.
+/// The caller must have let go of the directory's lock.
+fn save(exchange: &Exchange, mailbox: &str, operation: &str, edit: Edit) -> String {
+    let item = match edit {
+        Edit::Delete(id) => {
+            exchange.delete_item(mailbox, &id);
+            return r#"<m:DeleteItemResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode></m:DeleteItemResponseMessage>"#.to_string();
+        }
+        Edit::Put(item) => item,
+    };
+    let id = item.id.clone();
+    exchange.put_item(mailbox, *item);
+    let key = exchange
+        .item(mailbox, &id)
+        .map(|i| i.change_key)
+        .unwrap_or_default();
+    format!(
+        r#"<m:{operation}ResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Items><t:CalendarItem><t:ItemId Id="{}" ChangeKey="{}"/></t:CalendarItem></m:Items></m:{operation}ResponseMessage>"#,
+        escape(&id),
+        escape(&key)
     )
 }

@@ -13,10 +13,11 @@ use axum::response::{IntoResponse, Response};
 use crate::directory::Directory;
 use crate::exchange::Exchange;
 use crate::faults::{self, Fault};
+use crate::item_xml::Shape;
 use crate::server::Peer;
 use crate::sign_in::sign_in;
 use crate::wire::{Parsed, fault, parse_request, xml_reply};
-use crate::{calendar, edit, streaming, subscriptions, sync};
+use crate::{calendar, edit, folders, streaming, subscriptions, sync};
 
 /// The EWS endpoint.
 pub(crate) async fn ews(
@@ -103,9 +104,17 @@ fn serve(
         );
     };
     let kind = parsed.subscription_kind.as_deref();
+    let request = &parsed.request;
+    let shape = Shape::of(request);
     match (parsed.operation.as_str(), parsed.view) {
-        ("FindItem", Some(view)) => calendar::find_item(store, view),
-        ("GetItem", _) => calendar::get_item(store, &parsed.item_ids),
+        ("FindItem", Some(view)) => match folders::resolve(store, request, "ParentFolderIds") {
+            Some(folder) => calendar::find_item(store, &folder, view, &shape),
+            None => folders::not_found(),
+        },
+        ("GetItem", _) => calendar::get_item(store, &parsed.item_ids, &shape),
+        ("GetFolder", _) => folders::get_folder(store, request),
+        ("FindFolder", _) => folders::find_folder(store, request),
+        ("CreateFolder", _) => folders::create_folder(&mut directory, mailbox, request),
         ("Subscribe", _) if kind == Some("PushSubscriptionRequest") => {
             subscriptions::subscribe_push(exchange, directory, mailbox, parsed)
         }
@@ -116,18 +125,16 @@ fn serve(
             subscriptions::subscribe(&mut directory, mailbox, true)
         }
         ("GetEvents", _) => subscriptions::get_events(&directory, mailbox, parsed),
+        ("Unsubscribe", _) => subscriptions::unsubscribe(&mut directory, mailbox, parsed),
         ("GetStreamingEvents", _) => {
             streaming::get_streaming_events(exchange, directory, parsed, drop_stream)
         }
-        ("SyncFolderItems", _) => sync::sync_folder_items(&directory, store, mailbox, parsed),
+        ("SyncFolderItems", _) => match folders::resolve(store, request, "SyncFolderId") {
+            Some(folder) => sync::sync_folder_items(&directory, mailbox, &folder, parsed, &shape),
+            None => folders::not_found(),
+        },
         ("CreateItem" | "UpdateItem" | "DeleteItem", _) => {
-            match edit::edited_item(&directory, store, parsed) {
-                Err(refusal) => refusal.reply(&parsed.operation),
-                Ok(item) => {
-                    drop(directory);
-                    edit::save(exchange, mailbox, &parsed.operation, item)
-                }
-            }
+            edit::edit(exchange, directory, mailbox, parsed)
         }
         (operation, _) => xml_reply(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -15,10 +15,22 @@
 //! connection writing one envelope after another, a keep-alive every heartbeat
 //! interval while idle, Closed at the end),
 //! SyncFolderItems with sync states (paged by MaxChangesReturned; a corrupt state is
-//! ErrorInvalidSyncStateData), CreateItem, UpdateItem (a stale change key is
-//! ErrorIrresolvableConflict) and DeleteItem, and push subscriptions (events POSTed
-//! to the subscriber's URL as SendNotification; an Unsubscribe answer ends them).
+//! ErrorInvalidSyncStateData), CreateItem, UpdateItem (SetItemField,
+//! AppendToItemField, DeleteItemField; a stale change key is
+//! ErrorIrresolvableConflict) and DeleteItem, push subscriptions (events POSTed to
+//! the subscriber's URL as SendNotification; an Unsubscribe answer ends them),
+//! Unsubscribe, and GetFolder, FindFolder and CreateFolder (root, msgfolderroot,
+//! calendar, inbox and deleted items, and folders made under them).
 //! Anything else answers `ErrorInvalidRequest`.
+//!
+//! It keeps what it is given: text exactly (entity references resolved, white space
+//! kept), every field of a CreateItem (body, attendees with resources, UID, zones,
+//! reminder, extended properties, a recurrence pattern, which makes a
+//! RecurringMaster), and item ids, change keys and subscription ids never handed
+//! out twice in its life. Replies carry what the request's ItemShape asks for.
+//! Limits, on purpose: recurring masters are kept but not expanded into
+//! occurrences (a test puts the occurrences it needs), subscriptions watch the
+//! calendar folder, and FindFolder takes no restriction.
 //!
 //! Where things are:
 //! - `exchange.rs`: [`Exchange`], the shared state's handle and the test's control API;
@@ -27,11 +39,15 @@
 //! - `server.rs`: [`start`], [`start_https`], the routes, [`Server`]; `tls.rs`: the
 //!   certificate and [`TlsListener`].
 //! - `ews.rs`: the EWS endpoint and the dispatch to operations; `wire.rs`: reading
-//!   requests, the envelope, faults and watermarks of replies.
+//!   requests, the envelope, faults and watermarks of replies; `xml_tree.rs`: a
+//!   request as a tree with exact text.
+//! - Items: `item_fields.rs` (a CalendarItem's fields → [`SimItem`]),
+//!   `item_xml.rs` ([`SimItem`] → XML in the ItemShape asked for).
 //! - `sign_in.rs`: Basic, NTLM and OAuth (with the token endpoint); [`ntlm`]: the
 //!   NTLM messages.
 //! - Operations: `calendar.rs` (FindItem, GetItem), `edit.rs` (CreateItem,
-//!   UpdateItem, DeleteItem), `subscriptions.rs` (Subscribe, GetEvents), `sync.rs`
+//!   UpdateItem, DeleteItem), `folders.rs` (GetFolder, FindFolder, CreateFolder),
+//!   `subscriptions.rs` (Subscribe, GetEvents, Unsubscribe), `sync.rs`
 //!   (SyncFolderItems), `streaming.rs` (GetStreamingEvents), `push.rs` (push
 //!   notifications), `autodiscover.rs` (GetUserSettings).
 
@@ -42,6 +58,9 @@ mod edit;
 mod ews;
 mod exchange;
 mod faults;
+mod folders;
+mod item_fields;
+mod item_xml;
 pub mod ntlm;
 mod push;
 mod server;
@@ -51,8 +70,11 @@ mod subscriptions;
 mod sync;
 mod tls;
 mod wire;
+mod xml_tree;
 
-pub use directory::{DEFAULT_HEARTBEAT, SimItem};
+pub use directory::{
+    AttendeeList, CALENDAR_FOLDER, DEFAULT_HEARTBEAT, SimAttendee, SimExtended, SimItem,
+};
 pub use exchange::Exchange;
 pub use faults::Fault;
 pub use server::{Peer, Server, start, start_https, start_https_on, start_on};

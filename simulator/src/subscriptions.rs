@@ -123,3 +123,25 @@ pub(crate) fn get_events(directory: &Directory, mailbox: &str, parsed: &Parsed) 
         )),
     )
 }
+
+/// Unsubscribe: the pull or push subscription named ends (another mailbox's, or
+/// none, is ErrorSubscriptionNotFound).
+pub(crate) fn unsubscribe(directory: &mut Directory, mailbox: &str, parsed: &Parsed) -> Response {
+    let id = parsed.subscription_id.clone().unwrap_or_default();
+    let known = directory
+        .subscriptions
+        .get(&id)
+        .is_some_and(|s| s.mailbox == mailbox);
+    let message = if known {
+        directory.subscriptions.remove(&id);
+        r#"<m:UnsubscribeResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode></m:UnsubscribeResponseMessage>"#.to_string()
+    } else {
+        r#"<m:UnsubscribeResponseMessage ResponseClass="Error"><m:MessageText>The specified subscription was not found.</m:MessageText><m:ResponseCode>ErrorSubscriptionNotFound</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey></m:UnsubscribeResponseMessage>"#.to_string()
+    };
+    xml_reply(
+        StatusCode::OK,
+        envelope(&format!(
+            r#"<m:UnsubscribeResponse xmlns:m="{MESSAGES}" xmlns:t="{TYPES}"><m:ResponseMessages>{message}</m:ResponseMessages></m:UnsubscribeResponse>"#
+        )),
+    )
+}

@@ -1,4 +1,4 @@
-//! SyncFolderItems: the changes to a mailbox's calendar since a sync state, the
+//! SyncFolderItems: the changes to a folder of a mailbox since a sync state, the
 //! latest per item, paged by MaxChangesReturned; a corrupt state is
 //! ErrorInvalidSyncStateData.
 
@@ -11,6 +11,7 @@ use base64::Engine;
 use quick_xml::escape::escape;
 
 use crate::directory::{Directory, Mailbox};
+use crate::item_xml::{Reader, Shape, item_xml};
 use crate::wire::{MESSAGES, Parsed, TYPES, envelope, xml_reply};
 
 /// The change number in a sync state this simulator gave out (base64 of `ss-<n>`).
@@ -25,12 +26,14 @@ fn state_number(text: &str) -> Option<u64> {
         .ok()
 }
 
-/// SyncFolderItems on `mailbox`'s calendar (`store`).
+/// SyncFolderItems on `folder` of `mailbox`: created and updated items in the
+/// request's ItemShape.
 pub(crate) fn sync_folder_items(
     directory: &Directory,
-    store: &Mailbox,
     mailbox: &str,
+    folder: &str,
     parsed: &Parsed,
+    shape: &Shape,
 ) -> Response {
     let after = match parsed.sync_state.as_deref() {
         None => 0,
@@ -40,7 +43,7 @@ pub(crate) fn sync_folder_items(
         },
     };
     let max = parsed.max_changes.unwrap_or(512).clamp(1, 512);
-    let mut ordered = changes_after(directory, mailbox, after);
+    let mut ordered = changes_after(directory, mailbox, folder, after);
     let complete = ordered.len() <= max;
     ordered.truncate(max);
     let state = if complete {
@@ -48,7 +51,11 @@ pub(crate) fn sync_folder_items(
     } else {
         ordered.last().map(|c| c.0).unwrap_or(after)
     };
-    let changes = changes_xml(store, &ordered);
+    let changes = directory
+        .mailboxes
+        .get(mailbox)
+        .map(|store| changes_xml(store, &ordered, shape))
+        .unwrap_or_default();
     xml_reply(
         StatusCode::OK,
         envelope(&format!(
@@ -73,21 +80,23 @@ fn invalid_state() -> Response {
 fn changes_after<'a>(
     directory: &'a Directory,
     mailbox: &str,
+    folder: &str,
     after: u64,
 ) -> Vec<(u64, &'a str, &'static str)> {
     let mut latest: BTreeMap<&str, (u64, &'static str)> = BTreeMap::new();
     let mut existed_before: BTreeSet<&str> = BTreeSet::new();
-    for (n, m, item, kind) in &directory.changes {
-        if m != mailbox {
+    for change in &directory.changes {
+        if change.mailbox != mailbox || change.folder != folder {
             continue;
         }
-        if *n <= after {
+        let item = change.item.as_str();
+        if change.number <= after {
             existed_before.insert(item);
-            if *kind == "DeletedEvent" {
-                existed_before.remove(item.as_str());
+            if change.event == "DeletedEvent" {
+                existed_before.remove(item);
             }
         } else {
-            latest.insert(item, (*n, kind));
+            latest.insert(item, (change.number, change.event));
         }
     }
     let mut ordered: Vec<(u64, &str, &'static str)> = latest
@@ -106,7 +115,7 @@ fn changes_after<'a>(
 }
 
 /// The Changes of a SyncFolderItems reply (an item gone since is a Delete).
-fn changes_xml(store: &Mailbox, ordered: &[(u64, &str, &'static str)]) -> String {
+fn changes_xml(store: &Mailbox, ordered: &[(u64, &str, &'static str)], shape: &Shape) -> String {
     let mut changes = String::new();
     for (_, item, kind) in ordered {
         match (*kind, store.items.get(*item)) {
@@ -120,9 +129,8 @@ fn changes_xml(store: &Mailbox, ordered: &[(u64, &str, &'static str)]) -> String
             (kind, Some(found)) => {
                 let _ = write!(
                     changes,
-                    r#"<t:{kind}><t:CalendarItem><t:ItemId Id="{}" ChangeKey="{}"/></t:CalendarItem></t:{kind}>"#,
-                    escape(&found.id),
-                    escape(&found.change_key)
+                    "<t:{kind}>{}</t:{kind}>",
+                    item_xml(found, shape, Reader::SyncFolderItems)
                 );
             }
         }

@@ -1,14 +1,12 @@
 //! The wire: reading an EWS request into [`Parsed`], and the pieces every reply is
 //! written with (the SOAP envelope, SOAP faults, watermarks, notification events).
 
-use std::collections::BTreeMap;
-
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use quick_xml::Reader;
 use quick_xml::escape::escape;
-use quick_xml::events::{BytesStart, Event};
+
+use crate::xml_tree::{self, Node};
 
 pub(crate) const SOAP: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 pub(crate) const TYPES: &str = "http://schemas.microsoft.com/exchange/services/2006/types";
@@ -18,6 +16,8 @@ pub(crate) const MESSAGES: &str = "http://schemas.microsoft.com/exchange/service
 #[derive(Debug, Default)]
 pub(crate) struct Parsed {
     pub(crate) operation: String,
+    /// The operation's element (the Body's child), for what only one operation reads.
+    pub(crate) request: Node,
     pub(crate) impersonated: Option<String>,
     pub(crate) view: Option<(i64, i64, usize)>,
     pub(crate) item_ids: Vec<String>,
@@ -28,131 +28,84 @@ pub(crate) struct Parsed {
     pub(crate) watermark: Option<String>,
     /// UpdateItem / DeleteItem: the ids and change keys named.
     pub(crate) item_keys: Vec<(String, Option<String>)>,
-    /// CreateItem / UpdateItem: the calendar item fields given, by element name.
-    pub(crate) fields: BTreeMap<String, String>,
     pub(crate) sync_state: Option<String>,
     pub(crate) max_changes: Option<usize>,
     pub(crate) push_url: Option<String>,
 }
 
-fn attr(e: &BytesStart<'_>, name: &[u8]) -> Option<String> {
-    e.attributes()
-        .flatten()
-        .find(|a| a.key.local_name().as_ref() == name)
-        .and_then(|a| {
-            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .ok()
-                .map(|v| v.into_owned())
-        })
-}
-
 /// An xs:dateTime as seconds since 1970.
 pub(crate) fn instant(text: &str) -> Option<i64> {
-    text.parse::<jiff::Timestamp>().ok().map(|t| t.as_second())
+    text.trim()
+        .parse::<jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_second())
 }
 
 /// Read an EWS request; the error says why it is not one.
 pub(crate) fn parse_request(body: &str) -> Result<Parsed, String> {
-    let mut reader = Reader::from_str(body);
-    let mut reading = Reading::default();
-    loop {
-        match reader.read_event().map_err(|e| format!("not XML: {e}"))? {
-            Event::Start(e) | Event::Empty(e) => reading.element(&e)?,
-            Event::End(e) if e.local_name().as_ref() == b"CalendarItem" => reading.in_item = false,
-            Event::Text(t) if reading.text_of.is_some() => {
-                let value = t
-                    .xml10_content()
-                    .map_err(|e| e.to_string())?
-                    .trim()
-                    .to_string();
-                reading.text(value);
-            }
-            Event::Text(t) if reading.in_smtp => {
-                reading.parsed.impersonated = Some(
-                    t.xml10_content()
-                        .map_err(|e| e.to_string())?
-                        .trim()
-                        .to_ascii_lowercase(),
-                );
-                reading.in_smtp = false;
-            }
-            Event::Eof => break,
-            _ => {}
-        }
+    let envelope = xml_tree::parse(body)?;
+    let request = envelope
+        .child("Body")
+        .and_then(|b| b.children.first())
+        .cloned()
+        .ok_or("the SOAP Body names no operation")?;
+    let impersonated = envelope
+        .child("Header")
+        .and_then(|h| h.find("PrimarySmtpAddress"))
+        .map(|a| a.text.trim().to_ascii_lowercase());
+    let view = request
+        .child("CalendarView")
+        .map(calendar_view)
+        .transpose()?;
+    let mut parsed = Parsed {
+        operation: request.name.clone(),
+        impersonated,
+        view,
+        subscription_kind: request.children.first().map(|c| c.name.clone()),
+        watermark: deep_text(&request, "Watermark"),
+        sync_state: deep_text(&request, "SyncState"),
+        max_changes: deep_text(&request, "MaxChangesReturned").and_then(|m| m.parse().ok()),
+        push_url: deep_text(&request, "URL"),
+        ..Parsed::default()
+    };
+    let mut ids = Vec::new();
+    request.find_all("SubscriptionId", &mut ids);
+    parsed.subscription_ids = ids.iter().map(|n| n.text.trim().to_string()).collect();
+    parsed.subscription_id = parsed.subscription_ids.last().cloned();
+    let mut item_ids = Vec::new();
+    request.find_all("ItemId", &mut item_ids);
+    let keys = item_ids.iter().filter_map(|n| {
+        Some((
+            n.attr("Id")?.to_string(),
+            n.attr("ChangeKey").map(str::to_string),
+        ))
+    });
+    match parsed.operation.as_str() {
+        "GetItem" => parsed.item_ids = keys.map(|(id, _)| id).collect(),
+        "UpdateItem" | "DeleteItem" => parsed.item_keys = keys.collect(),
+        _ => {}
     }
-    Ok(reading.parsed)
+    parsed.request = request;
+    Ok(parsed)
 }
 
-/// Where [`parse_request`] is in the request.
-#[derive(Debug, Default)]
-struct Reading {
-    parsed: Parsed,
-    in_body: bool,
-    in_smtp: bool,
-    /// The element whose text comes next, when that text is wanted.
-    text_of: Option<String>,
-    in_item: bool,
-}
-
-impl Reading {
-    /// An element starts: the first one in the Body names the operation.
-    fn element(&mut self, e: &BytesStart<'_>) -> Result<(), String> {
-        let name = e.local_name();
-        let name = String::from_utf8_lossy(name.as_ref()).into_owned();
-        let parsed = &mut self.parsed;
-        if self.in_body && parsed.operation.is_empty() {
-            parsed.operation = name.clone();
-        }
-        match name.as_str() {
-            "Body" => self.in_body = true,
-            "PrimarySmtpAddress" => self.in_smtp = true,
-            "CalendarView" => parsed.view = Some(calendar_view(e)?),
-            "ItemId" if parsed.operation == "GetItem" => parsed.item_ids.extend(attr(e, b"Id")),
-            "PullSubscriptionRequest"
-            | "PushSubscriptionRequest"
-            | "StreamingSubscriptionRequest" => parsed.subscription_kind = Some(name.clone()),
-            "SubscriptionId" | "Watermark" | "SyncState" | "MaxChangesReturned" | "URL" => {
-                self.text_of = Some(name.clone())
-            }
-            "ItemId" if matches!(parsed.operation.as_str(), "UpdateItem" | "DeleteItem") => parsed
-                .item_keys
-                .extend(attr(e, b"Id").map(|id| (id, attr(e, b"ChangeKey")))),
-            "CalendarItem" => self.in_item = true,
-            _ if self.in_item => self.text_of = Some(name.clone()),
-            _ => {}
-        }
-        Ok(())
-    }
-
-    /// The text of the element [`Reading::text_of`] names.
-    fn text(&mut self, value: String) {
-        let parsed = &mut self.parsed;
-        match self.text_of.take().as_deref() {
-            Some("SubscriptionId") => {
-                parsed.subscription_ids.push(value.clone());
-                parsed.subscription_id = Some(value);
-            }
-            Some("Watermark") => parsed.watermark = Some(value),
-            Some("SyncState") => parsed.sync_state = Some(value),
-            Some("MaxChangesReturned") => parsed.max_changes = value.parse().ok(),
-            Some("URL") => parsed.push_url = Some(value),
-            Some(field) => {
-                parsed.fields.insert(field.to_string(), value);
-            }
-            None => {}
-        }
-    }
+/// The trimmed text of the first `name` anywhere in `node`.
+fn deep_text(node: &Node, name: &str) -> Option<String> {
+    node.find(name).map(|n| n.text.trim().to_string())
 }
 
 /// A CalendarView's start, end and MaxEntriesReturned (1000 when not given).
-fn calendar_view(e: &BytesStart<'_>) -> Result<(i64, i64, usize), String> {
-    let start = attr(e, b"StartDate")
-        .and_then(|t| instant(&t))
+fn calendar_view(view: &Node) -> Result<(i64, i64, usize), String> {
+    let start = view
+        .attr("StartDate")
+        .and_then(instant)
         .ok_or("bad StartDate")?;
-    let end = attr(e, b"EndDate")
-        .and_then(|t| instant(&t))
+    let end = view
+        .attr("EndDate")
+        .and_then(instant)
         .ok_or("bad EndDate")?;
-    let max = attr(e, b"MaxEntriesReturned")
+    let max = view
+        .attr("MaxEntriesReturned")
         .and_then(|m| m.parse().ok())
         .unwrap_or(1000);
     Ok((start, end, max))

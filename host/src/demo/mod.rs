@@ -205,7 +205,7 @@ async fn play(core: DecisionCore) -> Result<String, DemoError> {
 /// at the switchboard.
 fn happen(exchange: &Exchange, switchboard: &Switchboard, step: Step) {
     match step {
-        Step::Put(mailbox, item) => exchange.put_item(mailbox, item),
+        Step::Put(mailbox, item) => exchange.put_item(mailbox, *item),
         Step::Delete(mailbox, id) => exchange.delete_item(mailbox, id),
         Step::Outage(down) => switchboard.down.store(down, Ordering::SeqCst),
         Step::ManualDivert(mailbox, reason, until) => {

@@ -7,11 +7,15 @@ use super::{DAY, at};
 
 /// What happens at one moment of the day.
 pub(super) enum Step {
-    Put(&'static str, SimItem),
+    Put(&'static str, Box<SimItem>),
     Delete(&'static str, &'static str),
     ManualDivert(&'static str, &'static str, i64),
     ManualClear(&'static str),
     Outage(bool),
+}
+
+fn put(mailbox: &'static str, item: SimItem) -> Step {
+    Step::Put(mailbox, Box::new(item))
 }
 
 fn item(id: &str, subject: &str, start: i64, end: i64) -> SimItem {
@@ -46,7 +50,7 @@ fn before_work() -> Vec<(i64, Step, &'static str)> {
     vec![
         (
             at(7, 20),
-            Step::Put(
+            put(
                 KIM,
                 invitation(
                     "kim-1",
@@ -58,14 +62,10 @@ fn before_work() -> Vec<(i64, Step, &'static str)> {
             ),
             "kim is invited to a budget meeting 09:00–10:00",
         ),
-        (
-            at(7, 25),
-            Step::Put(EVA, course),
-            "eva is on an all-day course",
-        ),
+        (at(7, 25), put(EVA, course), "eva is on an all-day course"),
         (
             at(7, 26),
-            Step::Put(
+            put(
                 EVA,
                 item("eva-lunch", "Lunch med kursen", at(11, 30), at(12, 30)),
             ),
@@ -73,7 +73,7 @@ fn before_work() -> Vec<(i64, Step, &'static str)> {
         ),
         (
             at(7, 30),
-            Step::Put(OLA, vacation),
+            put(OLA, vacation),
             "ola sets out-of-office (vacation)",
         ),
     ]
@@ -84,7 +84,7 @@ fn morning() -> Vec<(i64, Step, &'static str)> {
     vec![
         (
             at(8, 15),
-            Step::Put(
+            put(
                 KIM,
                 invitation("kim-1", "Möte om budget", at(9, 0), at(10, 0), "Accept"),
             ),
@@ -92,7 +92,7 @@ fn morning() -> Vec<(i64, Step, &'static str)> {
         ),
         (
             at(8, 20),
-            Step::Put(
+            put(
                 KIM,
                 invitation(
                     "kim-2",
@@ -106,7 +106,7 @@ fn morning() -> Vec<(i64, Step, &'static str)> {
         ),
         (
             at(8, 25),
-            Step::Put(
+            put(
                 KIM,
                 invitation("kim-2", "Styrelsemöte", at(13, 0), at(14, 0), "Decline"),
             ),
@@ -114,7 +114,7 @@ fn morning() -> Vec<(i64, Step, &'static str)> {
         ),
         (
             at(9, 20),
-            Step::Put(
+            put(
                 KIM,
                 invitation(
                     "kim-1",
@@ -128,7 +128,7 @@ fn morning() -> Vec<(i64, Step, &'static str)> {
         ),
         (
             at(9, 25),
-            Step::Put(
+            put(
                 KIM,
                 invitation("kim-1", "Möte om budget", at(9, 30), at(10, 30), "Accept"),
             ),
@@ -142,12 +142,12 @@ fn lunch() -> Vec<(i64, Step, &'static str)> {
     vec![
         (
             at(10, 45),
-            Step::Put(KIM, item("kim-3", "Lunch", at(11, 0), at(11, 45))),
+            put(KIM, item("kim-3", "Lunch", at(11, 0), at(11, 45))),
             "kim books lunch 11:00–11:45",
         ),
         (
             at(11, 10),
-            Step::Put(KIM, item("kim-3", "Lunch", at(11, 0), at(12, 15))),
+            put(KIM, item("kim-3", "Lunch", at(11, 0), at(12, 15))),
             "kim stretches lunch to 12:15",
         ),
         (
@@ -179,7 +179,7 @@ fn afternoon() -> Vec<(i64, Step, &'static str)> {
         ),
         (
             at(15, 30),
-            Step::Put(KIM, item("kim-4", "Tandläkare", at(16, 0), at(17, 0))),
+            put(KIM, item("kim-4", "Tandläkare", at(16, 0), at(17, 0))),
             "kim books the dentist 16:00–17:00",
         ),
         (
