@@ -7,7 +7,9 @@
 //! (2010+; `TimeZone` is a display string and is not read);
 //! `ReminderMinutesBeforeStart` only when `ReminderIsSet` is not false;
 //! `DateTimeCreated`, `LastModifiedTime`; attendees from `RequiredAttendees`,
-//! `OptionalAttendees` and `Resources`. A field Exchange did not send takes the
+//! `OptionalAttendees` and `Resources`. Subject, location and body are taken exactly,
+//! white space included (the two-way sync compares them); enumerations, flags and
+//! times are read trimmed. A field Exchange did not send takes the
 //! core's neutral value (empty text, unknown response, busy); times that are missing
 //! or not RFC 3339 make the item unreadable, reported per item.
 
@@ -83,9 +85,12 @@ fn people(item: &Element) -> Vec<Attendee> {
     people
 }
 
-/// The trimmed text of a child, empty when Exchange did not send it.
+/// The exact text of a child (white space kept: the two-way sync compares it),
+/// empty when Exchange did not send it.
 fn text_of(item: &Element, name: &str) -> String {
-    item.child_text(TYPES_NS, name).unwrap_or("").to_string()
+    item.child(TYPES_NS, name)
+        .map(|c| c.text.clone())
+        .unwrap_or_default()
 }
 
 fn free_busy(item: &Element) -> FreeBusy {
@@ -185,10 +190,7 @@ pub fn calendar_item(item: &Element) -> Result<CalendarItem, ItemError> {
             .to_string(),
         subject: text_of(item, "Subject"),
         location: text_of(item, "Location"),
-        body: item
-            .child(TYPES_NS, "Body")
-            .map(|b| b.text.clone())
-            .unwrap_or_default(),
+        body: text_of(item, "Body"),
         start,
         end,
         is_all_day: flag(item, "IsAllDayEvent").unwrap_or(false),

@@ -130,9 +130,11 @@ fn time(at: i64) -> String {
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }
 
+/// IdOnly plus `fields`; the body as text (Exchange converts an HTML body).
 fn shape(fields: &[&[&str]]) -> String {
-    let mut out =
-        String::from("<m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties>");
+    let mut out = String::from(
+        "<m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:BodyType>Text</t:BodyType><t:AdditionalProperties>",
+    );
     for field in fields.iter().flat_map(|f| f.iter()) {
         let _ = write!(out, r#"<t:FieldURI FieldURI="{field}"/>"#);
     }
