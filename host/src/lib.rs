@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod diversion;
 pub mod ews;
+pub mod graph;
 pub mod http_body;
 pub mod listener;
 pub mod lock;
