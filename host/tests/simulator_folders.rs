@@ -93,6 +93,19 @@ async fn folders_are_served_as_exchange_serves_them() {
     let (_, tree) = call(&client, &in_calendar).await;
     assert!(all(&tree, "CalendarItem").is_empty());
 
+    // A folder that is not there: an error message (HTTP 200), as Exchange answers.
+    let in_none = find_in(r#"<t:FolderId Id="folder-none"/>"#);
+    let (reply, tree) = call(&client, &in_none).await;
+    assert_eq!(codes(&tree), ["ErrorFolderNotFound"], "{reply}");
+    keep("find-item-no-folder", &in_none, &reply);
+    let find_none = FIND_UNDER_CALENDAR.replace(
+        r#"<t:DistinguishedFolderId Id="calendar"/>"#,
+        r#"<t:FolderId Id="folder-none"/>"#,
+    );
+    let (reply, tree) = call(&client, &find_none).await;
+    assert_eq!(codes(&tree), ["ErrorFolderNotFound"], "{reply}");
+    keep("find-folder-no-folder", &find_none, &reply);
+
     // GetFolder by the new id counts the item; an unknown id is ErrorFolderNotFound.
     let get = format!(
         r#"<m:GetFolder><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape><m:FolderIds><t:FolderId Id="{made}"/><t:FolderId Id="folder-none"/></m:FolderIds></m:GetFolder>"#

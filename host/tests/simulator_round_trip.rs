@@ -1,6 +1,7 @@
 //! The simulator keeps what it is given: an item created with every field Calvert
-//! maps or the two-way sync writes comes back unchanged from FindItem, GetItem and
-//! SyncFolderItems, and again after an UpdateItem of every field. Requests are raw
+//! maps or the two-way sync writes comes back unchanged from GetItem, and with every
+//! field they return from FindItem and SyncFolderItems (which, as in Exchange, do
+//! not return body or attendees), and again after an UpdateItem of every field. Requests are raw
 //! SOAP written here, validated against Microsoft's schema like the replies.
 
 #[path = "support/soap.rs"]
@@ -15,12 +16,14 @@ use soap::{all, call, codes, first, item_id};
 /// white space at both ends, a character outside the BMP.
 const SUBJECT: &str = "  Möte & <budget> \"Q4\" 'x' 😀  ";
 const LOCATION: &str = " Rum <A&B> ";
-const BODY: &str = "Rad 1\n  & <b>fet</b> 😀 \n";
+const BODY: &str = "Rad 1\r\n  & <b>fet</b> \"citat\" 😀 \r\n";
 const UID: &str = "vf-4711 & <uid>";
 const PROPERTY: &str = r#"DistinguishedPropertySetId="PublicStrings" PropertyName="ValueFrameId" PropertyType="String""#;
 
+/// Escaped as any careful client writes text: a CR as a character reference (a
+/// literal one would be read as LF).
 fn escape(text: &str) -> String {
-    quick_xml::escape::escape(text).into_owned()
+    quick_xml::escape::escape(text).replace('\r', "&#xD;")
 }
 
 /// The fields of a calendar item, in the schema's order.
@@ -35,8 +38,10 @@ struct Fields {
     zone: &'static str,
     free_busy: &'static str,
     sensitivity: &'static str,
+    reminder_set: bool,
     reminder: u32,
     required: &'static str,
+    optional: &'static str,
     resource: &'static str,
     business_id: String,
 }
@@ -53,8 +58,10 @@ fn first_version() -> Fields {
         zone: "W. Europe Standard Time",
         free_busy: "OOF",
         sensitivity: "Private",
+        reminder_set: true,
         reminder: 25,
         required: "anna@flexi.se",
+        optional: "eva@flexi.se",
         resource: "rum-a@flexi.se",
         business_id: " VF & 1 ".into(),
     }
@@ -66,14 +73,17 @@ fn second_version() -> Fields {
         location: "\tHall 2 ".into(),
         body: "  ny text & mer  ".into(),
         uid: UID.into(),
-        start: "2026-12-04T00:00:00Z",
-        end: "2026-12-05T00:00:00Z",
+        // All day: midnight to midnight in the item's zone (Helsinki, UTC+2).
+        start: "2026-12-03T22:00:00Z",
+        end: "2026-12-04T22:00:00Z",
         all_day: true,
         zone: "FLE Standard Time",
         free_busy: "Tentative",
         sensitivity: "Confidential",
+        reminder_set: false,
         reminder: 0,
         required: "bo@flexi.se",
+        optional: "kim.b@flexi.se",
         resource: "rum-b@flexi.se",
         business_id: "VF-2".into(),
     }
@@ -96,7 +106,7 @@ fn elements(f: &Fields) -> Vec<(&'static str, String)> {
         ),
         (
             "item:ReminderIsSet",
-            "<t:ReminderIsSet>true</t:ReminderIsSet>".into(),
+            format!("<t:ReminderIsSet>{}</t:ReminderIsSet>", f.reminder_set),
         ),
         (
             "item:ReminderMinutesBeforeStart",
@@ -135,6 +145,13 @@ fn elements(f: &Fields) -> Vec<(&'static str, String)> {
             format!(
                 "<t:RequiredAttendees><t:Attendee><t:Mailbox><t:Name>Anna &amp; co</t:Name><t:EmailAddress>{}</t:EmailAddress></t:Mailbox></t:Attendee></t:RequiredAttendees>",
                 f.required
+            ),
+        ),
+        (
+            "calendar:OptionalAttendees",
+            format!(
+                "<t:OptionalAttendees><t:Attendee><t:Mailbox><t:EmailAddress>{}</t:EmailAddress></t:Mailbox></t:Attendee></t:OptionalAttendees>",
+                f.optional
             ),
         ),
         (
@@ -195,6 +212,7 @@ fn shape(detail: bool) -> String {
         uris.extend([
             "item:Body",
             "calendar:RequiredAttendees",
+            "calendar:OptionalAttendees",
             "calendar:Resources",
         ]);
     }
@@ -225,7 +243,11 @@ fn assert_fields(item: &Element, f: &Fields, detail: bool, what: &str) {
     assert_eq!(text(item, "IsAllDayEvent"), f.all_day.to_string(), "{what}");
     assert_eq!(text(item, "LegacyFreeBusyStatus"), f.free_busy, "{what}");
     assert_eq!(text(item, "Sensitivity"), f.sensitivity, "{what}");
-    assert_eq!(text(item, "ReminderIsSet"), "true", "{what}");
+    assert_eq!(
+        text(item, "ReminderIsSet"),
+        f.reminder_set.to_string(),
+        "{what}"
+    );
     assert_eq!(
         text(item, "ReminderMinutesBeforeStart"),
         f.reminder.to_string(),
@@ -243,15 +265,31 @@ fn assert_fields(item: &Element, f: &Fields, detail: bool, what: &str) {
     );
     if detail {
         assert_eq!(text(item, "Body"), f.body, "{what}: Body");
+        for (list, address) in [
+            ("RequiredAttendees", f.required),
+            ("OptionalAttendees", f.optional),
+            ("Resources", f.resource),
+        ] {
+            let people: Vec<&str> = all(first(item, list), "EmailAddress")
+                .into_iter()
+                .map(|a| a.text.as_str())
+                .collect();
+            assert_eq!(people, [address], "{what}: {list}");
+        }
         let required = first(item, "RequiredAttendees");
-        assert_eq!(first(required, "EmailAddress").text, f.required, "{what}");
         assert_eq!(first(required, "Name").text, "Anna & co", "{what}");
-        let resources = first(item, "Resources");
-        assert_eq!(first(resources, "EmailAddress").text, f.resource, "{what}");
     } else {
+        let details = [
+            "Body",
+            "RequiredAttendees",
+            "OptionalAttendees",
+            "Resources",
+        ];
         assert!(
-            item.children.iter().all(|c| c.name != "Body"),
-            "{what}: FindItem has no Body"
+            item.children
+                .iter()
+                .all(|c| !details.contains(&c.name.as_str())),
+            "{what}: no body or attendees"
         );
     }
 }
@@ -288,7 +326,9 @@ async fn read_back(
                 r#"<m:SyncFolderItems>{}<m:SyncFolderId><t:DistinguishedFolderId Id="calendar"/></m:SyncFolderId><m:MaxChangesReturned>10</m:MaxChangesReturned></m:SyncFolderItems>"#,
                 shape(true)
             ),
-            true,
+            // Asked for, but SyncFolderItems (like FindItem) does not return body or
+            // attendees: GetItem does.
+            false,
         ),
     ];
     for (what, request, detail) in reads {
@@ -352,7 +392,7 @@ async fn calverts_own_reading_gets_every_text_field_exactly() {
     assert_eq!(item.zone.as_deref(), Some("W. Europe Standard Time"));
     assert_eq!(item.reminder_minutes, Some(25));
     let people: Vec<_> = item.attendees.iter().map(|a| a.address.as_str()).collect();
-    assert_eq!(people, ["anna@flexi.se", "rum-a@flexi.se"]);
+    assert_eq!(people, ["anna@flexi.se", "eva@flexi.se", "rum-a@flexi.se"]);
 }
 
 #[tokio::test]
@@ -375,6 +415,51 @@ async fn a_recurring_item_is_kept_as_a_master_with_its_pattern() {
         &[
             ("recurring-request".into(), soap::request_element(create)),
             ("recurring-reply".into(), soap::body_element(&reply)),
+        ],
+    );
+}
+
+#[tokio::test]
+async fn edits_in_one_request_see_each_other() {
+    let (_server, client) = soap::simulator().await;
+    let (_, tree) = call(&client, &create_item(&first_version())).await;
+    let (id, key) = item_id(&tree);
+    // Two changes to the same item with the same key: the first makes it stale.
+    let change = |subject: &str| {
+        format!(
+            r#"<t:ItemChange><t:ItemId Id="{id}" ChangeKey="{key}"/><t:Updates><t:SetItemField><t:FieldURI FieldURI="item:Subject"/><t:CalendarItem><t:Subject>{subject}</t:Subject></t:CalendarItem></t:SetItemField></t:Updates></t:ItemChange>"#
+        )
+    };
+    let update = format!(
+        r#"<m:UpdateItem ConflictResolution="AutoResolve" SendMeetingInvitationsOrCancellations="SendToNone"><m:ItemChanges>{}{}</m:ItemChanges></m:UpdateItem>"#,
+        change("first"),
+        change("second")
+    );
+    let (reply, tree) = call(&client, &update).await;
+    assert_eq!(
+        codes(&tree),
+        ["NoError", "ErrorIrresolvableConflict"],
+        "{reply}"
+    );
+    let get = format!(
+        r#"<m:GetItem><m:ItemShape><t:BaseShape>Default</t:BaseShape></m:ItemShape><m:ItemIds><t:ItemId Id="{id}"/></m:ItemIds></m:GetItem>"#
+    );
+    let (_, tree) = call(&client, &get).await;
+    assert_eq!(first(&tree, "Subject").text, "first");
+    // The same item twice in one DeleteItem: deleted once, then not found.
+    let delete = format!(
+        r#"<m:DeleteItem DeleteType="MoveToDeletedItems" SendMeetingCancellations="SendToNone"><m:ItemIds><t:ItemId Id="{id}"/><t:ItemId Id="{id}"/></m:ItemIds></m:DeleteItem>"#
+    );
+    let (reply, tree) = call(&client, &delete).await;
+    assert_eq!(codes(&tree), ["NoError", "ErrorItemNotFound"], "{reply}");
+    xsd::validate(
+        "messages.xsd",
+        &[
+            ("twice-delete-reply".into(), soap::body_element(&reply)),
+            (
+                "twice-update-request".into(),
+                soap::request_element(&update),
+            ),
         ],
     );
 }

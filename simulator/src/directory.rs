@@ -364,6 +364,46 @@ impl Directory {
         format!("CK-{id}-{}", self.last_change_key)
     }
 
+    /// Store an item in `mailbox` (lower case) with a change key never given out
+    /// before, and tell the subscriptions to its folder; the new change key.
+    pub(crate) fn put(&mut self, mailbox: &str, mut item: SimItem) -> String {
+        if item.folder.is_empty() {
+            item.folder = CALENDAR_FOLDER.into();
+        }
+        self.used_ids.insert(item.id.clone());
+        item.change_key = self.new_change_key(&item.id);
+        let store = self.mailboxes.entry(mailbox.to_string()).or_default();
+        let event = if store.items.contains_key(&item.id) {
+            "ModifiedEvent"
+        } else {
+            "CreatedEvent"
+        };
+        let (id, folder, key) = (
+            item.id.clone(),
+            item.folder.clone(),
+            item.change_key.clone(),
+        );
+        store.items.insert(id.clone(), item);
+        self.notify(mailbox, &folder, event, &id);
+        key
+    }
+
+    /// Delete item `id` of `mailbox` (lower case) and tell the subscriptions to its
+    /// folder; whether it was there.
+    pub(crate) fn remove(&mut self, mailbox: &str, id: &str) -> bool {
+        let removed = self
+            .mailboxes
+            .get_mut(mailbox)
+            .and_then(|m| m.items.remove(id));
+        match removed {
+            Some(item) => {
+                self.notify(mailbox, &item.folder, "DeletedEvent", id);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Record a change to an item of `mailbox` in `folder` (for SyncFolderItems) and
     /// give each subscription to that folder its event.
     pub(crate) fn notify(&mut self, mailbox: &str, folder: &str, event: &'static str, item: &str) {

@@ -109,7 +109,7 @@ fn serve(
     match (parsed.operation.as_str(), parsed.view) {
         ("FindItem", Some(view)) => match folders::resolve(store, request, "ParentFolderIds") {
             Some(folder) => calendar::find_item(store, &folder, view, &shape),
-            None => folders::not_found(),
+            None => folders::not_found("FindItem"),
         },
         ("GetItem", _) => calendar::get_item(store, &parsed.item_ids, &shape),
         ("GetFolder", _) => folders::get_folder(store, request),
@@ -131,10 +131,10 @@ fn serve(
         }
         ("SyncFolderItems", _) => match folders::resolve(store, request, "SyncFolderId") {
             Some(folder) => sync::sync_folder_items(&directory, mailbox, &folder, parsed, &shape),
-            None => folders::not_found(),
+            None => folders::not_found("SyncFolderItems"),
         },
         ("CreateItem" | "UpdateItem" | "DeleteItem", _) => {
-            edit::edit(exchange, directory, mailbox, parsed)
+            edit::edit(&mut directory, mailbox, parsed)
         }
         (operation, _) => xml_reply(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::directory::{Account, App, CALENDAR_FOLDER, Directory, Offered, SimItem};
+use crate::directory::{Account, App, Directory, Offered, SimItem};
 use crate::faults::Fault;
 
 /// The simulator's state, shared with the server; the test's control API.
@@ -47,45 +47,14 @@ impl Exchange {
     /// Create or replace an item (every change gives it a change key never given out
     /// before), and tell the subscriptions to its folder. An empty folder is the
     /// calendar. The item's id is never made up for another item afterwards.
-    pub fn put_item(&self, mailbox: &str, mut item: SimItem) {
-        let mailbox = mailbox.to_ascii_lowercase();
-        let mut directory = self.lock();
-        if item.folder.is_empty() {
-            item.folder = CALENDAR_FOLDER.into();
-        }
-        directory.used_ids.insert(item.id.clone());
-        let existed = directory
-            .mailboxes
-            .get(&mailbox)
-            .is_some_and(|m| m.items.contains_key(&item.id));
-        item.change_key = directory.new_change_key(&item.id);
-        let event = if existed {
-            "ModifiedEvent"
-        } else {
-            "CreatedEvent"
-        };
-        let (id, folder) = (item.id.clone(), item.folder.clone());
-        directory
-            .mailboxes
-            .entry(mailbox.clone())
-            .or_default()
-            .items
-            .insert(id.clone(), item);
-        directory.notify(&mailbox, &folder, event, &id);
+    pub fn put_item(&self, mailbox: &str, item: SimItem) {
+        self.lock().put(&mailbox.to_ascii_lowercase(), item);
     }
 
     /// Delete an item, and tell the subscriptions to its folder (an unknown item is no
     /// change).
     pub fn delete_item(&self, mailbox: &str, id: &str) {
-        let mailbox = mailbox.to_ascii_lowercase();
-        let mut directory = self.lock();
-        let removed = directory
-            .mailboxes
-            .get_mut(&mailbox)
-            .and_then(|m| m.items.remove(id));
-        if let Some(item) = removed {
-            directory.notify(&mailbox, &item.folder, "DeletedEvent", id);
-        }
+        self.lock().remove(&mailbox.to_ascii_lowercase(), id);
     }
 
     /// The item `id` of `mailbox` as the simulator holds it.

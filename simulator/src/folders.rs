@@ -35,14 +35,19 @@ pub(crate) fn resolve(store: &Mailbox, request: &Node, holder: &str) -> Option<S
     store.folder(first).map(|f| f.id.clone())
 }
 
-/// The reply to a request naming a folder the mailbox does not have.
-pub(crate) fn not_found() -> Response {
-    xml_reply(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        fault(
-            "ErrorFolderNotFound",
-            "The specified folder could not be found in the store.",
-            None,
+/// The reply to a FindItem or SyncFolderItems naming a folder the mailbox does not
+/// have: HTTP 200 with an error message, as Exchange answers.
+pub(crate) fn not_found(operation: &str) -> Response {
+    // SyncFolderItems' message carries an (empty) state and the end of the changes.
+    let tail = if operation == "SyncFolderItems" {
+        "<m:SyncState/><m:IncludesLastItemInRange>true</m:IncludesLastItemInRange>"
+    } else {
+        ""
+    };
+    reply(
+        operation,
+        &format!(
+            r#"<m:{operation}ResponseMessage ResponseClass="Error"><m:MessageText>The specified folder could not be found in the store.</m:MessageText><m:ResponseCode>ErrorFolderNotFound</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>{tail}</m:{operation}ResponseMessage>"#
         ),
     )
 }
@@ -157,9 +162,16 @@ fn reply(operation: &str, messages: &str) -> Response {
     )
 }
 
+/// A failed message; GetFolder's and CreateFolder's carry an empty Folders (as the
+/// recorded Exchange replies do), FindFolder's has nothing after the code.
 fn error_message(operation: &str, code: &str, text: &str) -> String {
+    let folders = if operation == "FindFolder" {
+        ""
+    } else {
+        "<m:Folders/>"
+    };
     format!(
-        r#"<m:{operation}ResponseMessage ResponseClass="Error"><m:MessageText>{text}</m:MessageText><m:ResponseCode>{code}</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey><m:Folders/></m:{operation}ResponseMessage>"#
+        r#"<m:{operation}ResponseMessage ResponseClass="Error"><m:MessageText>{text}</m:MessageText><m:ResponseCode>{code}</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>{folders}</m:{operation}ResponseMessage>"#
     )
 }
 

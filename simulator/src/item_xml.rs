@@ -3,9 +3,11 @@
 //!
 //! IdOnly gives the ItemId and what AdditionalProperties names; Default and
 //! AllProperties give every first-class property. Body, the attendee lists and
-//! Recurrence come only from GetItem and SyncFolderItems (AllProperties, or named):
-//! FindItem does not return them (brief §2.1). Extended properties come when their
-//! ExtendedFieldURI is named.
+//! Recurrence come only from GetItem (AllProperties, or named): FindItem and
+//! SyncFolderItems do not return them (brief §2.1; Microsoft's SyncFolderItems page:
+//! "it cannot return properties like Body"). Extended properties come when their
+//! ExtendedFieldURI is named. A carriage return in text is written as `&#xD;`, since
+//! an XML reader turns a literal one into a line feed.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -59,9 +61,10 @@ impl Shape {
         out
     }
 
-    /// Whether the property `uri` is written (a `detail` one only outside FindItem).
+    /// Whether the property `uri` is written (a `detail` one only by GetItem).
     fn wants(&self, uri: &str, detail: bool, reader: Reader) -> bool {
-        if detail && reader == Reader::FindItem {
+        // SyncFolderItems, like FindItem, "cannot return properties like Body".
+        if detail && reader != Reader::GetItem {
             return false;
         }
         let base = !self.id_only && (!detail || self.all);
@@ -83,7 +86,7 @@ const BEFORE_EXTENDED: &[(&str, bool, Write)] = &[
             o,
             r#"<t:Body BodyType="{}">{}</t:Body>"#,
             i.body_type,
-            escape(&i.body)
+            exact(&i.body)
         );
     }),
     ("item:DateTimeCreated", false, |i, o| {
@@ -153,6 +156,12 @@ const AFTER_EXTENDED: &[(&str, bool, Write)] = &[
     ("calendar:EndTimeZone", false, |i, o| {
         zone(o, "EndTimeZone", &i.end_zone)
     }),
+    ("calendar:StartTimeZoneId", false, |i, o| {
+        zone_id(o, "StartTimeZoneId", &i.start_zone)
+    }),
+    ("calendar:EndTimeZoneId", false, |i, o| {
+        zone_id(o, "EndTimeZoneId", &i.end_zone)
+    }),
 ];
 
 /// The item as `<t:CalendarItem>`, with what `shape` asks for.
@@ -186,7 +195,13 @@ pub(crate) fn item_xml(item: &SimItem, shape: &Shape, reader: Reader) -> String 
 }
 
 fn text(out: &mut String, name: &str, value: &str) {
-    let _ = write!(out, "<t:{name}>{}</t:{name}>", escape(value));
+    let _ = write!(out, "<t:{name}>{}</t:{name}>", exact(value));
+}
+
+/// Text escaped so that a reader gets it back exactly (a literal CR would be read as
+/// LF).
+fn exact(value: &str) -> String {
+    escape(value).replace('\r', "&#xD;")
 }
 
 /// Seconds since 1970 as an xs:dateTime.
@@ -202,9 +217,20 @@ fn zone(out: &mut String, name: &str, id: &Option<String>) {
     }
 }
 
+fn zone_id(out: &mut String, name: &str, id: &Option<String>) {
+    if let Some(id) = id {
+        text(out, name, id);
+    }
+}
+
 /// One attendee list (left out when empty: the schema wants at least one Attendee).
 fn attendees(out: &mut String, item: &SimItem, list: AttendeeList) {
-    let people: Vec<_> = item.attendees.iter().filter(|a| a.list == list).collect();
+    // An attendee without an address is not written: EmailAddress may not be empty.
+    let people: Vec<_> = item
+        .attendees
+        .iter()
+        .filter(|a| a.list == list && !a.address.is_empty())
+        .collect();
     if people.is_empty() {
         return;
     }

@@ -68,7 +68,8 @@ struct Run {
     http: reqwest::Client,
     exchange: Exchange,
     live: Vec<String>,
-    subscriptions: Vec<String>,
+    /// Every subscription id handed out, and whether it is still live.
+    subscriptions: Vec<(String, bool)>,
     ids_seen: BTreeSet<String>,
     keys_seen: BTreeSet<String>,
 }
@@ -133,6 +134,10 @@ impl Run {
                 let Some(id) = self.pick(*n) else {
                     return Ok(());
                 };
+                // With a change key that was never current first: refused, the item stays.
+                let stale = self.post(&format!(r#"<m:DeleteItem DeleteType="MoveToDeletedItems" SendMeetingCancellations="SendToNone"><m:ItemIds><t:ItemId Id="{id}" ChangeKey="CK-stale"/></m:ItemIds></m:DeleteItem>"#)).await;
+                prop_assert!(stale.contains("ErrorIrresolvableConflict"), "{}", stale);
+                prop_assert!(self.exchange.item(KIM, &id).is_some());
                 let reply = self.post(&format!(r#"<m:DeleteItem DeleteType="MoveToDeletedItems" SendMeetingCancellations="SendToNone"><m:ItemIds><t:ItemId Id="{id}"/></m:ItemIds></m:DeleteItem>"#)).await;
                 prop_assert!(reply.contains("NoError"), "{}", reply);
                 self.live.retain(|l| *l != id);
@@ -158,17 +163,17 @@ impl Run {
                 let reply = self.post(&format!(r#"<m:Subscribe><m:{kind}><t:FolderIds><t:DistinguishedFolderId Id="calendar"/></t:FolderIds><t:EventTypes><t:EventType>CreatedEvent</t:EventType></t:EventTypes><t:Timeout>5</t:Timeout></m:{kind}></m:Subscribe>"#).replace("<t:Timeout>5</t:Timeout></m:StreamingSubscriptionRequest>", "</m:StreamingSubscriptionRequest>")).await;
                 let id = subscription_id(&reply);
                 prop_assert!(
-                    !self.subscriptions.contains(&id),
+                    self.subscriptions.iter().all(|(s, _)| *s != id),
                     "subscription id {} again",
                     id
                 );
-                self.subscriptions.push(id);
+                self.subscriptions.push((id, true));
             }
             Step::DeadPush => {
                 let reply = self.post(r#"<m:Subscribe><m:PushSubscriptionRequest><t:FolderIds><t:DistinguishedFolderId Id="calendar"/></t:FolderIds><t:EventTypes><t:EventType>CreatedEvent</t:EventType></t:EventTypes><t:StatusFrequency>1</t:StatusFrequency><t:URL>http://127.0.0.1:9/gone</t:URL></m:PushSubscriptionRequest></m:Subscribe>"#).await;
                 let id = subscription_id(&reply);
                 prop_assert!(
-                    !self.subscriptions.contains(&id),
+                    self.subscriptions.iter().all(|(s, _)| *s != id),
                     "subscription id {} again",
                     id
                 );
@@ -187,10 +192,11 @@ impl Run {
                     !self.exchange.has_subscription(&id),
                     "the dead push subscription ended"
                 );
-                self.subscriptions.push(id);
+                self.subscriptions.push((id, false));
             }
             Step::Unsubscribe => {
-                let Some(id) = self.subscriptions.last().cloned() else {
+                // The newest subscription: a live one ends, an ended one is not found.
+                let Some((id, live)) = self.subscriptions.last().cloned() else {
                     return Ok(());
                 };
                 let reply = self
@@ -198,7 +204,22 @@ impl Run {
                         "<m:Unsubscribe><m:SubscriptionId>{id}</m:SubscriptionId></m:Unsubscribe>"
                     ))
                     .await;
-                prop_assert!(reply.contains("UnsubscribeResponseMessage"), "{}", reply);
+                let expected = if live {
+                    "NoError"
+                } else {
+                    "ErrorSubscriptionNotFound"
+                };
+                prop_assert!(
+                    reply.contains(expected),
+                    "{} for {}: {}",
+                    expected,
+                    id,
+                    reply
+                );
+                prop_assert!(!self.exchange.has_subscription(&id));
+                if let Some(last) = self.subscriptions.last_mut() {
+                    last.1 = false;
+                }
             }
             Step::NewClient => self.http = reqwest::Client::new(),
         }

@@ -365,6 +365,12 @@ fn calendar_item_fields(item: &CalendarItem, fields: &Fields) -> String {
     out
 }
 
+/// Text escaped so that Exchange reads it back exactly: a literal CR would be read
+/// as LF (XML line ends), so it is written as a character reference.
+fn exact(text: &str) -> String {
+    escape(text).replace('\r', "&#xD;")
+}
+
 fn sensitivity_name(sensitivity: Sensitivity) -> &'static str {
     match sensitivity {
         Sensitivity::Normal => "Normal",
@@ -389,7 +395,7 @@ fn free_busy_name(free_busy: FreeBusy) -> &'static str {
 /// when every field is written).
 fn write_item_type_fields(out: &mut String, item: &CalendarItem, fields: &Fields) {
     if fields.has(Field::Subject) {
-        let _ = write!(out, "<t:Subject>{}</t:Subject>", escape(&item.subject));
+        let _ = write!(out, "<t:Subject>{}</t:Subject>", exact(&item.subject));
     }
     if fields.has(Field::Sensitivity) {
         let sensitivity = sensitivity_name(item.sensitivity);
@@ -399,7 +405,7 @@ fn write_item_type_fields(out: &mut String, item: &CalendarItem, fields: &Fields
         let _ = write!(
             out,
             r#"<t:Body BodyType="Text">{}</t:Body>"#,
-            escape(&item.body)
+            exact(&item.body)
         );
     }
     if fields.has(Field::Reminder) {
@@ -441,7 +447,7 @@ fn write_calendar_type_fields(out: &mut String, item: &CalendarItem, fields: &Fi
         );
     }
     if fields.has(Field::Location) {
-        let _ = write!(out, "<t:Location>{}</t:Location>", escape(&item.location));
+        let _ = write!(out, "<t:Location>{}</t:Location>", exact(&item.location));
     }
 }
 
