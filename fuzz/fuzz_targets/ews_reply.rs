@@ -289,9 +289,8 @@ fn item_round_trip(u: &mut Unstructured) {
         }
     };
     let mut expected = item.clone();
-    expected.subject = eol(&item.subject).trim().to_string();
-    expected.location = eol(&item.location).trim().to_string();
-    expected.body = eol(&item.body);
+    // Subject, location and body come back exactly: Calvert writes a CR as a
+    // character reference and reads these three untrimmed.
     expected.start = in_range(item.start);
     expected.end = in_range(item.end);
     expected.attendees = [
