@@ -12,8 +12,16 @@
 //!
 //! Times: Calvert asks for `Prefer: outlook.timezone="UTC"`, so `start`/`end` are
 //! UTC wall-clock times without an offset (`2017-08-14T21:00:00.0000000`). An event
-//! in any other zone, or without a readable start or end, is reported unreadable
-//! (per event), never guessed.
+//! in any other zone, without a zone, with an offset in its `dateTime`, or without a
+//! readable start or end, is reported unreadable (per event), never guessed.
+//!
+//! All-day events: Graph gives them as midnight to midnight in the zone asked for
+//! (by design), not at the instants the event's own zone would give. So an all-day
+//! event's zone is UTC here: the core then reads its days as the dates Graph gave
+//! and lays them in the user's zone, as it does for EWS items.
+//!
+//! Bodies: calendarView honours `outlook.body-content-type="text"`; a body that
+//! still comes as HTML (delta pages may) is kept as Graph sent it.
 
 use jiff::Timestamp;
 use jiff::civil::DateTime;
@@ -106,7 +114,7 @@ fn problem(id: &str, problem: impl Into<String>) -> ItemError {
 /// A UTC dateTimeTimeZone as seconds since 1970.
 fn utc_instant(time: Option<&ZonedTime>, name: &str, id: &str) -> Result<i64, ItemError> {
     let time = time.ok_or_else(|| problem(id, format!("it has no {name}")))?;
-    let zone = time.time_zone.as_deref().unwrap_or("UTC");
+    let zone = time.time_zone.as_deref().unwrap_or("(none)");
     if !matches!(zone, "UTC" | "tzone://Microsoft/Utc") {
         return Err(problem(
             id,
@@ -116,6 +124,12 @@ fn utc_instant(time: Option<&ZonedTime>, name: &str, id: &str) -> Result<i64, It
         ));
     }
     let text = time.date_time.as_deref().unwrap_or("");
+    if !is_wall_clock(text) {
+        return Err(problem(
+            id,
+            format!("{name} {text:?} is not a date and time of day without an offset"),
+        ));
+    }
     let civil: DateTime = text
         .parse()
         .map_err(|e| problem(id, format!("{name} {text:?} is not an ISO 8601 time: {e}")))?;
@@ -123,6 +137,20 @@ fn utc_instant(time: Option<&ZonedTime>, name: &str, id: &str) -> Result<i64, It
         .to_timestamp(civil)
         .map(|t| t.as_second())
         .map_err(|e| problem(id, format!("{name} {text:?} is out of range: {e}")))
+}
+
+/// `YYYY-MM-DDTHH:MM[:SS[.fraction]]` and nothing else (no offset, no zone, not a
+/// date alone): jiff's civil parser would quietly drop an offset.
+fn is_wall_clock(text: &str) -> bool {
+    let Some((date, time)) = text.split_once('T') else {
+        return false;
+    };
+    date.len() == 10
+        && time.len() >= 5
+        && date.chars().all(|c| c.is_ascii_digit() || c == '-')
+        && time
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == ':' || c == '.')
 }
 
 /// An ISO 8601 UTC time (createdDateTime, lastModifiedDateTime), if readable.
@@ -176,7 +204,7 @@ fn sensitivity(sensitivity: Option<&str>) -> Sensitivity {
 /// The zone the event was made in (normally a Windows zone id, as from EWS).
 fn zone(original: Option<&str>) -> Option<String> {
     match original.map(str::trim) {
-        None | Some("") | Some("tzone://Microsoft/Custom") => None,
+        None | Some("") | Some("tzone://Microsoft/Custom") | Some("Customized Time Zone") => None,
         Some("tzone://Microsoft/Utc") => Some("UTC".into()),
         Some(zone) => Some(zone.to_string()),
     }
@@ -221,6 +249,7 @@ pub fn calendar_item(event: &GraphEvent) -> Result<CalendarItem, ItemError> {
     let start = utc_instant(event.start.as_ref(), "start", &id)?;
     let end = utc_instant(event.end.as_ref(), "end", &id)?;
     let attendees = attendees(event.attendees.as_deref());
+    let is_all_day = event.is_all_day.unwrap_or(false);
     Ok(CalendarItem {
         change_key: event.change_key.clone().unwrap_or_default(),
         subject: event.subject.clone().unwrap_or_default(),
@@ -236,8 +265,12 @@ pub fn calendar_item(event: &GraphEvent) -> Result<CalendarItem, ItemError> {
             .unwrap_or_default(),
         start,
         end,
-        is_all_day: event.is_all_day.unwrap_or(false),
-        zone: zone(event.original_start_time_zone.as_deref()),
+        is_all_day,
+        zone: if is_all_day {
+            Some("UTC".into())
+        } else {
+            zone(event.original_start_time_zone.as_deref())
+        },
         free_busy: free_busy(event.show_as.as_deref()),
         response: response(event.response_status.as_ref()),
         is_meeting: !attendees.is_empty() || event.is_organizer == Some(false),
@@ -300,7 +333,7 @@ mod tests {
     #[test]
     fn missing_fields_take_the_neutral_values() {
         let item = calendar_item(&event(
-            r#"{"id":"x","start":{"dateTime":"2026-12-03T11:00:00","timeZone":"UTC"},"end":{"dateTime":"2026-12-03T12:00:00"},"subject":null,"isReminderOn":false,"reminderMinutesBeforeStart":15}"#,
+            r#"{"id":"x","start":{"dateTime":"2026-12-03T11:00:00","timeZone":"UTC"},"end":{"dateTime":"2026-12-03T12:00:00","timeZone":"UTC"},"subject":null,"isReminderOn":false,"reminderMinutesBeforeStart":15}"#,
         ))
         .unwrap();
         assert_eq!(item.free_busy, FreeBusy::Busy);
@@ -311,23 +344,51 @@ mod tests {
     }
 
     #[test]
+    fn an_all_day_event_keeps_the_dates_graph_gave() {
+        // Made in Pacific time, read in UTC: Graph says midnight to midnight UTC.
+        let item = calendar_item(&event(
+            r#"{"id":"x","isAllDay":true,"originalStartTimeZone":"Pacific Standard Time",
+                "start":{"dateTime":"2026-12-24T00:00:00.0000000","timeZone":"UTC"},
+                "end":{"dateTime":"2026-12-26T00:00:00.0000000","timeZone":"UTC"}}"#,
+        ))
+        .unwrap();
+        assert!(item.is_all_day);
+        assert_eq!(item.zone.as_deref(), Some("UTC"));
+        assert_eq!((item.start, item.end), (1_798_070_400, 1_798_243_200));
+    }
+
+    #[test]
     fn an_event_that_cannot_be_read_says_why() {
-        for (json, why) in [
-            (r#"{"start":{"dateTime":"2026-12-03T11:00:00"}}"#, "no id"),
+        let end = r#""end":{"dateTime":"2026-12-03T12:00:00","timeZone":"UTC"}"#;
+        for (start, why) in [
+            (r#""id":"x""#, "no start"),
             (
-                r#"{"id":"x","end":{"dateTime":"2026-12-03T12:00:00"}}"#,
-                "no start",
-            ),
-            (
-                r#"{"id":"x","start":{"dateTime":"2026-12-03T11:00:00","timeZone":"Pacific Standard Time"},"end":{"dateTime":"2026-12-03T12:00:00"}}"#,
+                r#""id":"x","start":{"dateTime":"2026-12-03T11:00:00","timeZone":"Pacific Standard Time"}"#,
                 "asks for UTC",
             ),
             (
-                r#"{"id":"x","start":{"dateTime":"soon"},"end":{"dateTime":"2026-12-03T12:00:00"}}"#,
+                r#""id":"x","start":{"dateTime":"2026-12-03T11:00:00"}"#,
+                "asks for UTC",
+            ),
+            (
+                r#""id":"x","start":{"dateTime":"2026-12-03T11:00:00+05:00","timeZone":"UTC"}"#,
+                "without an offset",
+            ),
+            (
+                r#""id":"x","start":{"dateTime":"2026-12-03","timeZone":"UTC"}"#,
+                "without an offset",
+            ),
+            (
+                r#""id":"x","start":{"dateTime":"2026-13-03T11:00:00","timeZone":"UTC"}"#,
                 "not an ISO 8601 time",
             ),
+            (
+                r#""start":{"dateTime":"2026-12-03T11:00:00","timeZone":"UTC"}"#,
+                "no id",
+            ),
         ] {
-            let error = calendar_item(&event(json)).unwrap_err();
+            let json = format!("{{{start},{end}}}");
+            let error = calendar_item(&event(&json)).unwrap_err();
             assert!(error.to_string().contains(why), "{json}: {error}");
         }
     }

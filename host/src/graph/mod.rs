@@ -12,4 +12,6 @@ pub mod event;
 pub mod pages;
 
 pub use event::{GraphEvent, calendar_item};
-pub use pages::{MAX_PAGE_BYTES, Page, PageError, READ_PREFER, calendar_view_url, parse_page};
+pub use pages::{
+    MAX_PAGE_BYTES, MAX_PAGE_EVENTS, Page, PageError, READ_PREFER, calendar_view_url, parse_page,
+};
