@@ -13,13 +13,12 @@ fn sample(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../shared/graph/samples")
         .join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "{} cannot be read ({e}): the Graph samples come with ../shared beside the repository",
             path.display()
         )
-    });
-    text
+    })
 }
 
 #[test]
