@@ -230,8 +230,30 @@ fn malformed(reader: &NsReader<&[u8]>, detail: impl ToString) -> XmlError {
     }
 }
 
+/// A qualified name as XML Namespaces allows it: a non-empty local part, and a
+/// non-empty prefix when there is a colon (quick-xml takes `a:` and `:a`).
+fn qualified_name(reader: &NsReader<&[u8]>, name: &[u8]) -> Result<(), XmlError> {
+    let mut parts = name.splitn(2, |b| *b == b':');
+    let first = parts.next().unwrap_or_default();
+    let well_formed = match parts.next() {
+        Some(local) => !first.is_empty() && !local.is_empty() && !local.contains(&b':'),
+        None => !first.is_empty(),
+    };
+    if well_formed {
+        return Ok(());
+    }
+    Err(malformed(
+        reader,
+        format!(
+            "the name {:?} is not a qualified XML name",
+            String::from_utf8_lossy(name)
+        ),
+    ))
+}
+
 /// A new element from its start tag, with its attributes unescaped.
 fn element(reader: &NsReader<&[u8]>, ns: String, start: &BytesStart) -> Result<Element, XmlError> {
+    qualified_name(reader, start.name().as_ref())?;
     let mut element = Element {
         ns,
         name: String::from_utf8_lossy(start.local_name().as_ref()).into_owned(),
@@ -241,6 +263,7 @@ fn element(reader: &NsReader<&[u8]>, ns: String, start: &BytesStart) -> Result<E
     };
     for attr in start.attributes() {
         let attr = attr.map_err(|e| malformed(reader, e))?;
+        qualified_name(reader, attr.key.as_ref())?;
         let value = attr
             .decoded_and_normalized_value(quick_xml::XmlVersion::Implicit1_0, reader.decoder())
             .map_err(|e| malformed(reader, e))?;
@@ -522,6 +545,25 @@ mod tests {
                 "{reference}"
             );
         }
+    }
+
+    #[test]
+    fn names_without_a_local_part_or_prefix_are_malformed() {
+        // The 15-minute ews_reply run found `xmgllan:="en-US"` accepted as an
+        // attribute with an empty name, which cannot be written out again.
+        for bad in [
+            r#"<a xmgllan:="en-US"/>"#,
+            r#"<a :x="1"/>"#,
+            "<a:/>",
+            "<:a/>",
+            r#"<a x:y:z="1"/>"#,
+        ] {
+            assert!(
+                matches!(parse(bad), Err(XmlError::Malformed { .. })),
+                "{bad}"
+            );
+        }
+        assert!(parse(r#"<a xml:lang="en" b="2"><t:c xmlns:t="urn:t"/></a>"#).is_ok());
     }
 
     #[test]
