@@ -230,14 +230,14 @@ fn malformed(reader: &NsReader<&[u8]>, detail: impl ToString) -> XmlError {
     }
 }
 
-/// A qualified name as XML Namespaces allows it: a non-empty local part, and a
-/// non-empty prefix when there is a colon (quick-xml takes `a:` and `:a`).
+/// A qualified name as XML Namespaces allows it: one or two XML names joined by a
+/// colon (quick-xml takes `a:`, `:a` and `t:!x`).
 fn qualified_name(reader: &NsReader<&[u8]>, name: &[u8]) -> Result<(), XmlError> {
     let mut parts = name.splitn(2, |b| *b == b':');
     let first = parts.next().unwrap_or_default();
     let well_formed = match parts.next() {
-        Some(local) => !first.is_empty() && !local.is_empty() && !local.contains(&b':'),
-        None => !first.is_empty(),
+        Some(local) => is_name(first) && is_name(local),
+        None => is_name(first),
     };
     if well_formed {
         return Ok(());
@@ -249,6 +249,19 @@ fn qualified_name(reader: &NsReader<&[u8]>, name: &[u8]) -> Result<(), XmlError>
             String::from_utf8_lossy(name)
         ),
     ))
+}
+
+/// An XML name without a colon: ASCII characters by XML 1.0's NameStartChar and
+/// NameChar rules; any character beyond ASCII is taken (Exchange writes ASCII names).
+fn is_name(part: &[u8]) -> bool {
+    let Some((first, rest)) = part.split_first() else {
+        return false;
+    };
+    let start = |b: u8| b.is_ascii_alphabetic() || b == b'_' || !b.is_ascii();
+    start(*first)
+        && rest
+            .iter()
+            .all(|b| start(*b) || b.is_ascii_digit() || *b == b'-' || *b == b'.')
 }
 
 /// A new element from its start tag, with its attributes unescaped.
@@ -557,6 +570,9 @@ mod tests {
             "<a:/>",
             "<:a/>",
             r#"<a x:y:z="1"/>"#,
+            "<t:!ServerVersionInfo/>",
+            r#"<a 1x="1"/>"#,
+            "<-a/>",
         ] {
             assert!(
                 matches!(parse(bad), Err(XmlError::Malformed { .. })),
@@ -564,6 +580,7 @@ mod tests {
             );
         }
         assert!(parse(r#"<a xml:lang="en" b="2"><t:c xmlns:t="urn:t"/></a>"#).is_ok());
+        assert!(parse(r#"<_a.b-c d1="x"><möte/></_a.b-c>"#).is_ok());
     }
 
     #[test]
