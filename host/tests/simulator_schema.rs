@@ -1,49 +1,26 @@
 //! What the Exchange simulator answers validates against Microsoft's EWS schema, so
 //! the client is tested against replies Exchange itself could send.
 
+#[path = "support/soap.rs"]
+mod soap;
 #[path = "support/xsd.rs"]
 mod xsd;
 
-use std::time::Duration;
-
-use calvert::ews::client::{Credentials, EwsClient, RetryPolicy, ServerConfig};
 use calvert::ews::request::{Mailbox, Request, ServerVersion};
-use calvert_exchange_sim::{Exchange, SimItem, start};
-
-/// The body's element of a reply envelope (it declares its own namespaces).
-fn body_element(reply: &str) -> String {
-    let open = reply.find("<s:Body").expect("a SOAP body");
-    let start = reply[open..].find('>').expect("the body tag ends") + open + 1;
-    let end = reply.rfind("</s:Body>").expect("the body closes");
-    reply[start..end].to_string()
-}
+use calvert_exchange_sim::SimItem;
+use soap::body_element;
 
 #[tokio::test]
 async fn every_simulator_reply_validates_against_the_ews_schema() {
     if xsd::schemas().is_none() {
         return;
     }
-    let exchange = Exchange::default();
-    exchange.add_account("calvert", "secret", None);
-    exchange.add_mailbox("kim@flexi.se");
+    let (server, client) = soap::simulator().await;
     let now = 1_795_597_200;
-    exchange.put_item(
-        "kim@flexi.se",
+    server.exchange.put_item(
+        soap::KIM,
         SimItem::appointment("kim-1", "Lunch & möte", now, now + 1800),
     );
-    let server = start(exchange).await.unwrap();
-    let client = EwsClient::new(ServerConfig {
-        url: server.ews_url(),
-        credentials: Credentials::Basic {
-            user: "calvert".into(),
-            password: "secret".into(),
-        },
-        ca_bundle: None,
-        timeout: Duration::from_secs(5),
-        version: ServerVersion::Exchange2016,
-        retry: RetryPolicy::none(),
-    })
-    .unwrap();
     let kim = Mailbox {
         primary_smtp: "kim@flexi.se".into(),
     };
