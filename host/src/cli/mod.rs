@@ -2,6 +2,7 @@
 //! into the library: `eval`, `check`, `inspect`; `demo` and `serve` are the
 //! library's [`calvert::demo::run`] and [`calvert::service::serve`].
 
+mod admin;
 mod check;
 mod eval;
 mod inspect;
@@ -33,8 +34,13 @@ pub enum Command {
         file: Option<PathBuf>,
     },
     /// Run the service against the built-in Exchange simulator: a scripted day on a
-    /// fast clock, printed as a timeline (under a minute).
-    Demo,
+    /// fast clock, printed as a timeline (under a minute), with the administration's
+    /// address and a one-time login.
+    Demo {
+        /// Keep the service and its administration running after the day, until Ctrl-C.
+        #[arg(long)]
+        stay: bool,
+    },
     /// Run the service: phones follow calendars (see docs/calvert.example.toml).
     Serve {
         /// The configuration file.
@@ -51,6 +57,9 @@ pub enum Command {
     /// The password comes from the CALVERT_EWS_PASSWORD environment variable or
     /// --password-file, never from the command line.
     Check(check::CheckArgs),
+    /// Administration accounts (the web pages' logins).
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
 }
 
 /// Run one command; an `Err` is the sentence to print before exiting with 1.
@@ -59,11 +68,12 @@ pub fn run(command: Command) -> Result<ExitCode, String> {
     match command {
         Command::Eval { file } => eval::run(&core, file),
         Command::Serve { config, check } => calvert::service::serve(&config, check, core),
-        Command::Demo => {
-            calvert::demo::run(core).map_err(|e| e.to_string())?;
+        Command::Demo { stay } => {
+            calvert::demo::run(core, stay).map_err(|e| e.to_string())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check(args) => check::run(&core, args),
         Command::Inspect => Ok(inspect::run(&core)),
+        Command::Admin(command) => admin::run(&core, command),
     }
 }

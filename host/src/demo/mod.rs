@@ -56,7 +56,7 @@ fn local(t: i64) -> String {
 
 const CONFIG: &str = r#"
 [service]
-admin_listen = ""
+admin_listen = "127.0.0.1:0"
 zone = "Europe/Stockholm"
 resync_minutes = 15
 debounce_ms = 300
@@ -132,12 +132,14 @@ pub enum DemoError {
 }
 
 /// Run the demo; returns the timeline (also printed as it happens).
-pub fn run(core: DecisionCore) -> Result<String, DemoError> {
+/// `stay`: after the day, keep the service and its administration running until
+/// Ctrl-C, to look around.
+pub fn run(core: DecisionCore, stay: bool) -> Result<String, DemoError> {
     let runtime = tokio::runtime::Runtime::new().map_err(DemoError::Runtime)?;
-    runtime.block_on(play(core))
+    runtime.block_on(play(core, stay))
 }
 
-async fn play(core: DecisionCore) -> Result<String, DemoError> {
+async fn play(core: DecisionCore, stay: bool) -> Result<String, DemoError> {
     let exchange = Exchange::default();
     exchange.add_account("calvert", "demo", None);
     for mailbox in [KIM, EVA, OLA] {
@@ -187,6 +189,9 @@ async fn play(core: DecisionCore) -> Result<String, DemoError> {
         },
     )
     .await?;
+    if let Some(line) = crate::service::serve::first_login_text(&service) {
+        println!("{}\n", line.trim_start_matches("calvert: "));
+    }
 
     for (when, step, says) in script() {
         tokio::time::sleep(clock.real_delay_until(when)).await;
@@ -195,6 +200,10 @@ async fn play(core: DecisionCore) -> Result<String, DemoError> {
     }
     tokio::time::sleep(clock.real_delay_until(at(17, 0))).await;
     switchboard.print("· end of the day".into());
+    if stay {
+        println!("\nThe administration stays up: press Ctrl-C to stop.");
+        let _ = tokio::signal::ctrl_c().await;
+    }
     service.shutdown(Duration::from_secs(2)).await;
     let _ = std::fs::remove_dir_all(&state);
     let timeline = lock(&timeline).clone();

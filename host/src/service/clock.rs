@@ -16,6 +16,13 @@ pub trait Clock: Send + Sync {
 /// Wall-clock time.
 pub struct SystemClock;
 
+/// The real time (seconds since the epoch), for what runs on people's time even
+/// when the service runs on a scaled clock (the demo): sessions, login waits, the
+/// audit log.
+pub fn wall_clock() -> i64 {
+    SystemClock.now()
+}
+
 impl Clock for SystemClock {
     fn now(&self) -> i64 {
         jiff::Timestamp::now().as_second()

@@ -25,7 +25,6 @@
 
 pub mod adapters;
 pub mod admin;
-pub mod admin_access;
 pub mod clock;
 mod delivery;
 mod dispatch;
@@ -70,6 +69,8 @@ pub enum ServiceError {
     Source { server: String, message: String },
     #[error(transparent)]
     Target(#[from] crate::diversion::HttpTargetError),
+    #[error("cannot make the first administrator account: {0}")]
+    Accounts(String),
     #[error(
         "cannot listen on {addr} for /health and /metrics: {source}; choose another service.admin_listen"
     )]
@@ -85,6 +86,9 @@ pub struct ServiceHandle {
     tasks: tokio::task::JoinSet<()>,
     /// The admin listener's address, when it listens.
     pub admin_addr: Option<std::net::SocketAddr>,
+    /// The first start of an empty store made the account `admin` with this
+    /// (name, password): show it once to whoever started the service.
+    pub first_login: Option<(String, String)>,
 }
 
 impl ServiceHandle {
@@ -116,8 +120,14 @@ impl ServiceHandle {
             mailboxes,
             shutdown: ShutdownSwitch::default(),
             delivery_backoff,
+            admin: admin::AdminState::default(),
         });
         warn_of_orphans(&service)?;
+        let first_login = admin::accounts::ensure_first_account(
+            service.adapters.store.as_ref(),
+            clock::wall_clock(),
+        )
+        .map_err(|e| ServiceError::Accounts(e.to_string()))?;
         let mut tasks = tokio::task::JoinSet::new();
         let admin_addr = match admin_listen {
             Some(addr) => Some(listen_admin(&service, addr, &mut tasks).await?),
@@ -128,6 +138,7 @@ impl ServiceHandle {
             service,
             tasks,
             admin_addr,
+            first_login,
         })
     }
 
@@ -145,6 +156,15 @@ impl ServiceHandle {
     /// Everything the store holds about a user.
     pub fn user(&self, address: &str) -> Option<crate::store::UserRecord> {
         self.service.adapters.store.user(address).ok().flatten()
+    }
+
+    /// The newest `limit` entries of the audit log.
+    pub fn audit_log(&self, limit: usize) -> Vec<crate::store::AuditEntry> {
+        self.service
+            .adapters
+            .store
+            .audit_log(limit)
+            .unwrap_or_default()
     }
 
     /// An administrator's action on a user (restart, activate, passivate).

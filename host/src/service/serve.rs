@@ -62,12 +62,29 @@ pub fn serve(
             .await
             .map_err(|e| e.to_string())?;
         tracing::info!(users, admin = ?service.admin_addr, "calvert is serving");
+        if let Some(line) = first_login_text(&service) {
+            // To the terminal only, never to the log.
+            eprintln!("{line}");
+        }
         shutdown_signal().await;
         tracing::info!("shutting down: finishing calls in flight");
         service.shutdown(Duration::from_secs(10)).await;
         tracing::info!("stopped");
         Ok(std::process::ExitCode::SUCCESS)
     })
+}
+
+/// What the first start tells whoever started it: where the administration is and
+/// the one-time login (`None` on later starts).
+pub fn first_login_text(service: &ServiceHandle) -> Option<String> {
+    let (name, password) = service.first_login.as_ref()?;
+    let place = match service.admin_addr {
+        Some(addr) => format!("http://{addr}/"),
+        None => "the admin port (set service.admin_listen)".to_string(),
+    };
+    Some(format!(
+        "calvert: the administration is at {place}; log in as {name} with the one-time password {password} (shown only now; make your own accounts with `calvert admin add NAME`)"
+    ))
 }
 
 async fn shutdown_signal() {

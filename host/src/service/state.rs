@@ -76,6 +76,8 @@ pub(super) struct Service {
     pub shutdown: ShutdownSwitch,
     /// Retries of diversion calls while the target is unavailable.
     pub delivery_backoff: Backoff,
+    /// Sessions and login limits of the administration.
+    pub admin: super::admin::AdminState,
 }
 
 impl Service {

@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::{DiversionCall, OutboxEntry, Snapshot, Store, StoreError, UserRecord, user_key};
+use super::{
+    Account, AuditEntry, DiversionCall, OutboxEntry, Snapshot, Store, StoreError, UserRecord,
+    account_key, user_key,
+};
 use crate::lock::lock;
 
 /// A store that forgets everything when dropped.
@@ -16,6 +19,8 @@ pub struct MemoryStore {
 struct MemoryState {
     users: BTreeMap<String, UserRecord>,
     outbox: BTreeMap<(String, u64), OutboxEntry>,
+    accounts: BTreeMap<String, Account>,
+    audit: Vec<AuditEntry>,
 }
 
 impl MemoryStore {
@@ -124,5 +129,43 @@ impl Store for MemoryStore {
 
     fn outbox_depth(&self) -> Result<usize, StoreError> {
         Ok(self.state().outbox.len())
+    }
+
+    fn account(&self, name: &str) -> Result<Option<Account>, StoreError> {
+        Ok(self.state().accounts.get(&account_key(name)).cloned())
+    }
+
+    fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        Ok(self.state().accounts.values().cloned().collect())
+    }
+
+    fn put_account(&self, account: &Account) -> Result<(), StoreError> {
+        self.state()
+            .accounts
+            .insert(account_key(&account.name), account.clone());
+        Ok(())
+    }
+
+    fn audit(&self, at: i64, who: &str, what: &str) -> Result<AuditEntry, StoreError> {
+        let mut state = self.state();
+        let entry = AuditEntry {
+            seq: state.audit.len() as u64 + 1,
+            at,
+            who: who.to_string(),
+            what: what.to_string(),
+        };
+        state.audit.push(entry.clone());
+        Ok(entry)
+    }
+
+    fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        Ok(self
+            .state()
+            .audit
+            .iter()
+            .rev()
+            .take(limit)
+            .cloned()
+            .collect())
     }
 }

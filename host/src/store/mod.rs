@@ -20,16 +20,20 @@
 //! benchmarks, the demo), each in its own file. One test suite runs against both
 //! (`store_suite!` in `suite.rs`).
 
+mod admin_records;
 mod keys;
 mod ledger;
 mod memory;
 mod recovery;
 mod sled;
+mod sled_admin;
 #[cfg(test)]
 mod suite;
 
 use serde::{Deserialize, Serialize};
 
+use admin_records::account_key;
+pub use admin_records::{Account, AuditEntry, Role};
 pub use keys::KeyRepair;
 pub use ledger::LEDGER_FILE;
 pub use memory::MemoryStore;
@@ -234,8 +238,7 @@ pub trait Store: Send + Sync {
         address: &str,
         change: &mut dyn FnMut(&mut UserRecord),
     ) -> Result<(), StoreError>;
-    /// Every user with a record. Only the store's tests call it today: kept for the
-    /// administration UI (a coming issue), which lists every user.
+    /// Every user with a record.
     fn users(&self) -> Result<Vec<(String, UserRecord)>, StoreError>;
     /// Append a call to the user's outbox under a fresh sequence number.
     fn enqueue(
@@ -271,6 +274,16 @@ pub trait Store: Send + Sync {
     fn pending_users(&self) -> Result<Vec<String>, StoreError>;
     /// Pending calls in all.
     fn outbox_depth(&self) -> Result<usize, StoreError>;
+    /// The account named `name` (any case).
+    fn account(&self, name: &str) -> Result<Option<Account>, StoreError>;
+    /// Every account, by name.
+    fn accounts(&self) -> Result<Vec<Account>, StoreError>;
+    /// Add or replace an account (durable when it returns).
+    fn put_account(&self, account: &Account) -> Result<(), StoreError>;
+    /// Append to the audit log under the next number, durably; returns the entry as kept.
+    fn audit(&self, at: i64, who: &str, what: &str) -> Result<AuditEntry, StoreError>;
+    /// The newest `limit` audit entries, newest first.
+    fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
 }
 
 /// Records are kept under the lower-cased address: addresses ignore case.

@@ -9,7 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::KeyRepair;
 use super::ledger::KeyLedger;
-use super::{DiversionCall, OutboxEntry, Store, StoreError, UserRecord, recovery, user_key};
+use super::sled_admin::AdminTrees;
+use super::{
+    Account, AuditEntry, DiversionCall, OutboxEntry, Store, StoreError, UserRecord, recovery,
+    user_key,
+};
 use crate::lock::lock;
 
 /// The service's store: sled 0.34 with a bounded page cache. Every change is
@@ -19,6 +23,7 @@ pub struct SledStore {
     db: sled::Db,
     users: sled::Tree,
     outbox: sled::Tree,
+    admin: AdminTrees,
     commit: GroupCommit,
     /// Counts the sequence numbers handed out, durably before a key is sent.
     ledger: KeyLedger,
@@ -67,6 +72,7 @@ impl SledStore {
             .map_err(at_open)?;
         let users = db.open_tree("users").map_err(at_open)?;
         let outbox = db.open_tree("outbox").map_err(at_open)?;
+        let admin = AdminTrees::open(&db).map_err(at_open)?;
         let (ledger, ledger_read) = KeyLedger::open(path)?;
         let recovered = recovery::recover(&db, &users, &outbox, &ledger_read)
             .and_then(|recovered| {
@@ -79,6 +85,7 @@ impl SledStore {
             db,
             users,
             outbox,
+            admin,
             commit: GroupCommit::default(),
             ledger,
             issued: AtomicU64::new(recovered.issued),
@@ -354,6 +361,29 @@ impl Store for SledStore {
     fn outbox_depth(&self) -> Result<usize, StoreError> {
         Ok(self.outbox.len())
     }
+
+    fn account(&self, name: &str) -> Result<Option<Account>, StoreError> {
+        self.admin.account(name)
+    }
+
+    fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        self.admin.accounts()
+    }
+
+    fn put_account(&self, account: &Account) -> Result<(), StoreError> {
+        self.admin.put_account(account)?;
+        self.flush()
+    }
+
+    fn audit(&self, at: i64, who: &str, what: &str) -> Result<AuditEntry, StoreError> {
+        let entry = self.admin.append(at, who, what)?;
+        self.flush()?;
+        Ok(entry)
+    }
+
+    fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        self.admin.newest(limit)
+    }
 }
 
 #[cfg(test)]
@@ -405,16 +435,30 @@ mod tests {
     #[test]
     fn sled_keeps_everything_across_a_reopen() {
         let dir = TempDir(temp_dir("reopen"));
-        let entry = {
+        let account = Account {
+            name: "ada".into(),
+            role: super::super::Role::Administrator,
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            created: 7,
+        };
+        let (entry, audited) = {
             let store = SledStore::open(&dir.0, 1 << 20).unwrap();
             store
                 .update_user("kim@flexi.se", &mut |r| r.status = Status::Active)
                 .unwrap();
-            store
+            store.put_account(&account).unwrap();
+            let audited = store.audit(8, "ada", "made the account ada").unwrap();
+            let entry = store
                 .enqueue("kim@flexi.se", DiversionCall::Clear, 5)
-                .unwrap()
+                .unwrap();
+            (entry, audited)
         };
         let store = reopen(&dir.0);
+        assert_eq!(store.account("ADA").unwrap(), Some(account));
+        // The log goes on numbering after a reopen.
+        let next = store.audit(9, "ada", "passivated kim@flexi.se").unwrap();
+        assert_eq!(store.audit_log(5).unwrap(), vec![next.clone(), audited]);
+        assert_eq!(next.seq, 2);
         assert_eq!(store.outbox("kim@flexi.se").unwrap(), vec![entry]);
         assert_eq!(
             store.user("kim@flexi.se").unwrap().unwrap().status,

@@ -52,6 +52,37 @@ macro_rules! store_suite {
             }
 
             #[test]
+            fn accounts_are_found_by_any_case_and_replaced_whole() {
+                let (store, _dir) = $make;
+                assert_eq!(store.account("Ada").unwrap(), None);
+                let ada = Account {
+                    name: "Ada".into(),
+                    role: Role::Viewer,
+                    password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+                    created: 1_800_000_000,
+                };
+                store.put_account(&ada).unwrap();
+                assert_eq!(store.account("ADA").unwrap(), Some(ada.clone()));
+                let promoted = Account {
+                    role: Role::Administrator,
+                    ..ada
+                };
+                store.put_account(&promoted).unwrap();
+                assert_eq!(store.accounts().unwrap(), vec![promoted]);
+            }
+
+            #[test]
+            fn the_audit_log_numbers_every_entry_and_reads_newest_first() {
+                let (store, _dir) = $make;
+                assert!(store.audit_log(10).unwrap().is_empty());
+                let first = store.audit(100, "ada", "passivated kim@flexi.se").unwrap();
+                let second = store.audit(101, "token", "restarted eva@flexi.se").unwrap();
+                assert_eq!((first.seq, second.seq), (1, 2));
+                assert_eq!(store.audit_log(10).unwrap(), vec![second.clone(), first]);
+                assert_eq!(store.audit_log(1).unwrap(), vec![second]);
+            }
+
+            #[test]
             fn the_outbox_keeps_order_per_user_and_never_reuses_a_number() {
                 let (store, _dir) = $make;
                 let a = store.enqueue("kim@flexi.se", set("LUNCH", 10), 1).unwrap();
