@@ -1,4 +1,4 @@
-//! The admin port against browsers and strangers: `/users` and every POST need the
+//! The admin port against browsers and strangers: `/api/users` and every POST need the
 //! admin token, a `Host` of this port and no foreign `Origin`; a refused request
 //! changes nothing. `/health` and `/metrics` stay open and show neither the token
 //! nor a subscription id.
@@ -48,7 +48,7 @@ async fn a_cross_site_post_from_a_foreign_origin_does_nothing() {
     // A form on another site posting text/plain: no token, a foreign Origin.
     let form = post(
         admin,
-        "/users/kim@flexi.se/passivate",
+        "/api/users/kim@flexi.se/passivate",
         &[
             &host,
             "Origin: http://evil.example",
@@ -63,7 +63,7 @@ async fn a_cross_site_post_from_a_foreign_origin_does_nothing() {
     let bearer = format!("Authorization: Bearer {TOKEN}");
     let fetch = post(
         admin,
-        "/users/kim@flexi.se/passivate",
+        "/api/users/kim@flexi.se/passivate",
         &[&host, "Origin: http://evil.example", &bearer],
         "",
     )
@@ -74,7 +74,7 @@ async fn a_cross_site_post_from_a_foreign_origin_does_nothing() {
     let own = format!("Origin: http://{admin}");
     let ok = post(
         admin,
-        "/users/kim@flexi.se/passivate",
+        "/api/users/kim@flexi.se/passivate",
         &[&host, &own, &bearer],
         "",
     )
@@ -92,19 +92,19 @@ async fn a_foreign_host_is_refused_dns_rebinding() {
     let rebound = format!("Host: rebound.evil.example:{}", admin.port());
     let answer = post(
         admin,
-        "/users/kim@flexi.se/passivate",
+        "/api/users/kim@flexi.se/passivate",
         &[&rebound, &bearer],
         "",
     )
     .await;
     assert_eq!(answer.status, 421, "{answer:?}");
     assert!(answer.body.contains("admin_hosts"), "{answer:?}");
-    let users = ask(admin, "GET", "/users", &[&rebound, &bearer]).await;
+    let users = ask(admin, "GET", "/api/users", &[&rebound, &bearer]).await;
     assert_eq!(users.status, 421, "{users:?}");
     assert_eq!(kim(&service), Some(Status::Active));
     // Loopback names are this port's.
     let localhost = format!("Host: localhost:{}", admin.port());
-    let users = ask(admin, "GET", "/users", &[&localhost, &bearer]).await;
+    let users = ask(admin, "GET", "/api/users", &[&localhost, &bearer]).await;
     assert_eq!(users.status, 200, "{users:?}");
     service.shutdown(std::time::Duration::from_secs(2)).await;
 }
@@ -114,14 +114,14 @@ async fn no_token_or_a_wrong_one_is_refused_and_the_right_one_works() {
     let service = service(Some(TOKEN)).await;
     let admin = service.admin_addr.unwrap();
     let host = format!("Host: {admin}");
-    let path = "/users/kim@flexi.se/passivate";
+    let path = "/api/users/kim@flexi.se/passivate";
     for authorization in [None, Some("Bearer not-the-token"), Some("Basic YTpi")] {
         let mut headers = vec![host.clone()];
         headers.extend(authorization.map(|a| format!("Authorization: {a}")));
         let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
         let answer = post(admin, path, &headers, "").await;
         assert_eq!(answer.status, 401, "{authorization:?}: {answer:?}");
-        let users = ask(admin, "GET", "/users?q=kim", &headers).await;
+        let users = ask(admin, "GET", "/api/users?q=kim", &headers).await;
         assert_eq!(users.status, 401, "{authorization:?}: {users:?}");
         assert!(!users.body.contains("kim@"), "{users:?}");
     }
@@ -131,25 +131,39 @@ async fn no_token_or_a_wrong_one_is_refused_and_the_right_one_works() {
     assert_eq!(answer.status, 200, "{answer:?}");
     assert!(answer.body.contains("passive"), "{answer:?}");
     assert_eq!(kim(&service), Some(Status::Passive));
-    let users = ask(admin, "GET", "/users?q=kim", &[&host, &bearer]).await;
+    let users = ask(admin, "GET", "/api/users?q=kim", &[&host, &bearer]).await;
     assert_eq!(users.status, 200, "{users:?}");
     assert!(users.body.contains("kim@flexi.se"), "{users:?}");
     service.shutdown(std::time::Duration::from_secs(2)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_a_configured_token_users_and_actions_say_how_to_configure_one() {
+async fn without_a_configured_token_the_api_says_how_to_get_in() {
     let service = service(None).await;
     let admin = service.admin_addr.unwrap();
     let host = format!("Host: {admin}");
-    let answer = post(admin, "/users/kim@flexi.se/passivate", &[&host], "").await;
-    assert_eq!(answer.status, 403, "{answer:?}");
+    // No credentials at all: log in, or configure a token.
+    let answer = post(admin, "/api/users/kim@flexi.se/passivate", &[&host], "").await;
+    assert_eq!(answer.status, 401, "{answer:?}");
+    assert!(answer.body.contains("/login"), "{answer:?}");
     assert!(
         answer.body.contains("service.admin_token_env"),
         "{answer:?}"
     );
-    let users = ask(admin, "GET", "/users", &[&host]).await;
+    // A bearer token to a port that has none: how to configure one.
+    let bearer = format!("Authorization: Bearer {TOKEN}");
+    let users = ask(admin, "GET", "/api/users", &[&host, &bearer]).await;
     assert_eq!(users.status, 403, "{users:?}");
+    assert!(users.body.contains("service.admin_token_env"), "{users:?}");
+    // A page sends the browser to the login.
+    let page = ask(admin, "GET", "/users?q=kim", &[&host]).await;
+    assert_eq!(page.status, 303, "{page:?}");
+    assert!(
+        page.head
+            .to_ascii_lowercase()
+            .contains("location: /login?next=%2fusers%3fq%3dkim"),
+        "{page:?}"
+    );
     assert_eq!(kim(&service), Some(Status::Active));
     // Monitoring still works.
     let health = ask(admin, "GET", "/health", &[&host]).await;
@@ -170,11 +184,11 @@ async fn health_and_metrics_stay_open_without_subscription_ids_or_the_token() {
         .expect("a subscription");
     let admin = world.service.admin_addr.unwrap();
     let host = format!("Host: {admin}");
-    let users = ask(admin, "GET", "/users?q=kim", &[&host]).await;
+    let users = ask(admin, "GET", "/api/users?q=kim", &[&host]).await;
     assert_eq!(users.status, 401, "{users:?}");
     assert!(!users.body.contains(&subscription), "{users:?}");
     let bearer = format!("Authorization: Bearer {}", world::ADMIN_TOKEN);
-    let users = ask(admin, "GET", "/users?q=kim", &[&host, &bearer]).await;
+    let users = ask(admin, "GET", "/api/users?q=kim", &[&host, &bearer]).await;
     assert!(users.body.contains(&subscription), "{users:?}");
     for path in ["/health", "/metrics"] {
         let open = ask(admin, "GET", path, &[&host]).await;

@@ -80,6 +80,7 @@ async fn health(admin: SocketAddr) -> Answer {
         if text.starts_with("HTTP/1.1 200") {
             Ok(Answer {
                 status: 200,
+                head: String::new(),
                 body: text,
             })
         } else {
@@ -104,6 +105,7 @@ async fn push_answer(push: SocketAddr) -> Answer {
         if text.starts_with("HTTP/1.1 403") {
             Ok(Answer {
                 status: 403,
+                head: String::new(),
                 body: text,
             })
         } else {

@@ -406,7 +406,7 @@ async fn the_admin_port_serves_health_metrics_and_users() {
         .unwrap();
     assert!(metrics.contains("calvert_notifications_total"), "{metrics}");
     let users: serde_json::Value = http
-        .get(format!("http://{admin}/users?q=kim"))
+        .get(format!("http://{admin}/api/users?q=kim"))
         .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
@@ -429,7 +429,7 @@ async fn the_admin_port_serves_health_metrics_and_users() {
     let deadline = Instant::now() + Duration::from_secs(5);
     let users = loop {
         let users: serde_json::Value = http
-            .get(format!("http://{admin}/users?q=kim"))
+            .get(format!("http://{admin}/api/users?q=kim"))
             .bearer_auth(ADMIN_TOKEN)
             .send()
             .await
@@ -448,14 +448,14 @@ async fn the_admin_port_serves_health_metrics_and_users() {
     assert!(kim["last_sync"].is_string(), "{kim}");
     assert_eq!(kim["diversion"], format!("LUNCH until {}", utc(t + 600)));
     let refused = http
-        .post(format!("http://{admin}/users/kim@flexi.se/restart"))
+        .post(format!("http://{admin}/api/users/kim@flexi.se/restart"))
         .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();
     assert_eq!(refused.status(), 409);
     let unknown = http
-        .post(format!("http://{admin}/users/nobody@flexi.se/restart"))
+        .post(format!("http://{admin}/api/users/nobody@flexi.se/restart"))
         .bearer_auth(ADMIN_TOKEN)
         .send()
         .await

@@ -11,10 +11,11 @@ use tokio::net::TcpStream;
 
 use super::wait::LIMIT;
 
-/// A whole response: its status code and body.
+/// A whole response: its status code, head (status line and headers) and body.
 #[derive(Debug)]
 pub struct Answer {
     pub status: u16,
+    pub head: String,
     pub body: String,
 }
 
@@ -75,9 +76,10 @@ pub async fn read_to_end(stream: &mut TcpStream, limit: Duration) -> Option<Stri
 
 fn parse(text: &str) -> Option<Answer> {
     let status = text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text, ""));
     Some(Answer {
         status,
+        head: head.to_string(),
         body: body.to_string(),
     })
 }

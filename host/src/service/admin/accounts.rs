@@ -25,6 +25,10 @@ pub enum AccountError {
     ShortPassword,
     #[error("the password is longer than {MAX_PASSWORD} characters")]
     LongPassword,
+    #[error("{role:?} is not a role: use administrator or viewer")]
+    BadRole { role: String },
+    #[error("there is already an account {name}: tick \"replace\" to give it a new password")]
+    Exists { name: String },
     #[error("the password could not be hashed: {0}")]
     Hash(String),
     #[error("{0}")]

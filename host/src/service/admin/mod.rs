@@ -3,12 +3,13 @@
 //! behind [`access::guard`] (a session or the admin token; docs/admin-api.md).
 //!
 //! One file per job: [`access`] (who may), [`sessions`] and [`login_limit`] (logins),
-//! [`accounts`] (passwords), [`login`] (the login page), [`pages`] (the HTML),
+//! [`accounts`] (passwords), `account_pages` (accounts while running), [`login`] (the login page), [`pages`] (the HTML),
 //! [`api`] (the JSON), [`users`] (the user list), [`why`] (the decision record and
 //! the diversions to come), [`route_tester`] (which server serves an address).
 //! Every connection is bounded by the listener's limits ([`crate::listener`]).
 
 pub mod access;
+mod account_pages;
 pub mod accounts;
 mod api;
 mod login;
@@ -66,6 +67,14 @@ fn router(service: Arc<Service>) -> axum::Router {
         .route("/rules", get(pages::rules))
         .route("/connections", get(pages::connections))
         .route("/audit", get(pages::audit))
+        .route(
+            "/accounts",
+            get(account_pages::page).post(account_pages::submit),
+        )
+        .route(
+            "/api/accounts",
+            get(account_pages::list).post(account_pages::create),
+        )
         .route("/logout", post(login::logout))
         .route("/api/me", get(api::me))
         .route("/api/users", get(api::users))

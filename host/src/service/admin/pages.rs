@@ -27,11 +27,11 @@ static HTMX: &str = include_str!("../../../assets/htmx-2.0.11.min.js");
 static CSS: &str = include_str!("../../../assets/calvert.css");
 
 /// Who is looking, as every page shows it.
-struct Who {
-    name: String,
-    role: &'static str,
-    csrf: String,
-    may_change: bool,
+pub(super) struct Who {
+    pub name: String,
+    pub role: &'static str,
+    pub csrf: String,
+    pub may_change: bool,
 }
 
 impl From<&Principal> for Who {

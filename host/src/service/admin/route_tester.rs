@@ -53,7 +53,7 @@ pub fn explain(
             matching.push(RuleView::from(rule));
         }
     }
-    matching.sort_by(|a, b| b.priority.cmp(&a.priority));
+    matching.sort_by_key(|r| std::cmp::Reverse(r.priority));
     let (server, problem) = match core.route(address, rules) {
         Ok(server) => (server, None),
         Err(CoreError::Rejected(problems)) => (

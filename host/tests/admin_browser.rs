@@ -1,0 +1,264 @@
+//! The administration in a real browser (Debian's chromium through chromedriver),
+//! against the service and the Exchange simulator: log in, find and change users,
+//! the decision record, active connections, the route tester, accounts, a viewer who
+//! may only look, and a change without the CSRF token refused.
+
+#[path = "support/browser.rs"]
+mod browser;
+#[path = "support/phones.rs"]
+mod phones;
+#[path = "support/prometheus.rs"]
+mod prometheus;
+#[path = "support/wait.rs"]
+mod wait;
+// Not every helper of the world is used here.
+#[allow(dead_code)]
+#[path = "support/world.rs"]
+mod world;
+
+use browser::Browser;
+use calvert::store::Status;
+use calvert_exchange_sim::SimItem;
+use wait::LIMIT;
+use world::{World, now};
+
+/// The world, once ghost (whom the service account may not open) is in Error and
+/// kim has a subscription; its admin address and the first start's login.
+async fn world() -> (World, String, (String, String)) {
+    let world = World::start().await;
+    world.subscribed("kim@flexi.se").await;
+    wait::until(LIMIT, || match world.service.status("ghost@flexi.se") {
+        Some(Status::Error(_)) => Ok(()),
+        other => Err(format!("ghost is {other:?}")),
+    })
+    .await;
+    let base = format!("http://{}", world.service.admin_addr.unwrap());
+    let login = world
+        .service
+        .first_login
+        .clone()
+        .expect("the first start's login");
+    (world, base, login)
+}
+
+async fn log_in(browser: &Browser, base: &str, name: &str, password: &str) {
+    browser.goto(&format!("{base}/users")).await;
+    // Not logged in: the page sends the browser to the login.
+    browser.text("#login").await;
+    browser.fill("#name", name).await;
+    browser.fill("#password", password).await;
+    browser.click("#login").await;
+    browser.text_becomes("#who", name).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_logs_in_finds_users_and_changes_them() {
+    let (world, base, (name, password)) = world().await;
+    let browser = Browser::start().await;
+    browser.goto(&format!("{base}/login")).await;
+    browser.fill("#name", &name).await;
+    browser.fill("#password", "not the password").await;
+    browser.click("#login").await;
+    browser
+        .text_becomes("#login-error", "Wrong name or password")
+        .await;
+    log_in(&browser, &base, &name, &password).await;
+    browser.screenshot("users").await;
+
+    // By default the active users; ghost (in Error) is not among them.
+    let rows = browser.text("#rows").await;
+    assert!(
+        rows.contains("kim@flexi.se") && rows.contains("eva@flexi.se"),
+        "{rows}"
+    );
+    assert!(!rows.contains("ghost@flexi.se"), "{rows}");
+    // Search as one types (htmx), narrowing to eva.
+    browser.fill("#q", "eva").await;
+    wait::until_async(LIMIT, || async {
+        let rows = browser.text("#rows").await;
+        if rows.contains("eva@flexi.se") && !rows.contains("kim@flexi.se") {
+            Ok(())
+        } else {
+            Err(rows)
+        }
+    })
+    .await;
+    // The error filter (without JavaScript's help: the form's own submit).
+    browser.goto(&format!("{base}/users?status=error")).await;
+    let rows = browser.text("#rows").await;
+    assert!(rows.contains("ghost@flexi.se"), "{rows}");
+    assert!(!rows.contains("kim@flexi.se"), "{rows}");
+    let reason = browser.text("#rows .reason").await;
+    assert!(!reason.is_empty(), "an errored user shows its reason");
+    // Restart many at once: select ghost, restart the selection.
+    browser
+        .click("#rows input[type=checkbox][value='ghost@flexi.se']")
+        .await;
+    browser.click("#restart-selected").await;
+    browser
+        .text_becomes("p.notice", "ghost@flexi.se: restarted")
+        .await;
+
+    // Passivate kim in place (htmx swaps the row), then activate again.
+    browser
+        .goto(&format!("{base}/users?q=kim&status=active&status=passive"))
+        .await;
+    browser.click("button.passivate").await;
+    browser.text_becomes("#rows .status", "passive").await;
+    assert_eq!(world.service.status("kim@flexi.se"), Some(Status::Passive));
+    browser.click("button.activate").await;
+    browser.text_becomes("#rows .status", "active").await;
+    assert_eq!(world.service.status("kim@flexi.se"), Some(Status::Active));
+
+    // Every change is in the audit log, by whom.
+    browser.goto(&format!("{base}/audit")).await;
+    let audit = browser.text("#audit").await;
+    for what in [
+        "restarted ghost@flexi.se",
+        "passivated kim@flexi.se",
+        "activated kim@flexi.se",
+    ] {
+        assert!(audit.contains(&format!("{name} {what}")), "{what}: {audit}");
+    }
+    browser.screenshot("audit").await;
+    browser.close().await;
+    world
+        .service
+        .shutdown(std::time::Duration::from_secs(2))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_decision_record_connections_and_the_route_tester_say_why() {
+    let (world, base, (name, password)) = world().await;
+    let t = now();
+    let lunch = SimItem::appointment("L1", "Lunch with the secret client", t - 60, t + 1800);
+    world.exchange.put_item("kim@flexi.se", lunch);
+    world
+        .expect_calls("1001", &[world::set("LUNCH", t + 1800)])
+        .await;
+    let browser = Browser::start().await;
+    log_in(&browser, &base, &name, &password).await;
+
+    browser.goto(&format!("{base}/users/kim%40flexi.se")).await;
+    let why = browser.text_becomes("#why-answer", "LUNCH").await;
+    assert!(why.contains("the trigger Lunch"), "{why}");
+    assert!(
+        !browser.source().await.contains("secret client"),
+        "never a subject"
+    );
+    let upcoming = browser.text("#upcoming").await;
+    assert!(upcoming.contains("LUNCH"), "{upcoming}");
+    browser.screenshot("user").await;
+
+    // Active connections: kim's subscription id and watermark, as the store has them.
+    let record = world.service.user("kim@flexi.se").unwrap();
+    browser.goto(&format!("{base}/connections")).await;
+    let page = browser.text("main").await;
+    assert!(page.contains(&record.subscription_id.unwrap()), "{page}");
+    assert!(page.contains(&record.watermark.unwrap()), "{page}");
+    browser.screenshot("connections").await;
+
+    // The route tester: the rule that wins, and a tie with a rule being tried.
+    browser.goto(&format!("{base}/rules")).await;
+    browser.fill("#address", "kim@support.flexi.se").await;
+    browser.click("#test-route").await;
+    let answer = browser.text("#route-answer").await;
+    assert!(
+        answer.contains("served by sim through the rule flexi.se"),
+        "{answer}"
+    );
+    browser.fill("#server", "other").await;
+    browser.fill("#pattern", "flexi.se").await;
+    browser.fill("#priority", "0").await;
+    browser.click("#test-route").await;
+    let tie = browser.text_becomes("#route-answer", "has no route").await;
+    assert!(
+        tie.contains("match the same addresses at the same priority"),
+        "{tie}"
+    );
+    assert_eq!(browser.count("#route-answer.error").await, 1);
+    browser.screenshot("rules").await;
+    browser.close().await;
+    world
+        .service
+        .shutdown(std::time::Duration::from_secs(2))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_only_looks_and_a_change_without_the_csrf_token_is_refused() {
+    let (world, base, (name, password)) = world().await;
+    let browser = Browser::start().await;
+    log_in(&browser, &base, &name, &password).await;
+    // From the page itself, with the session cookie but without the token: refused.
+    let status = browser
+        .fetch_post("/users/kim@flexi.se/passivate", "{}")
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(world.service.status("kim@flexi.se"), Some(Status::Active));
+    // With the page's token it goes through (the token is what was missing).
+    let token = browser
+        .run("return document.querySelector('input[name=csrf]').value")
+        .await;
+    let token = token.as_str().unwrap().to_string();
+    let with = browser
+        .fetch_post(
+            "/api/users/kim@flexi.se/passivate",
+            &format!("{{'X-CSRF-Token': {token:?}}}"),
+        )
+        .await;
+    assert_eq!(with, 200);
+    assert_eq!(world.service.status("kim@flexi.se"), Some(Status::Passive));
+
+    // The administrator adds a viewer; a short password is refused with a sentence.
+    browser.goto(&format!("{base}/accounts")).await;
+    browser.fill("#new-name", "switchboard").await;
+    browser.fill("#new-password", "short").await;
+    browser.click("#add-account").await;
+    browser.text_becomes("#account-error", "too short").await;
+    browser.fill("#new-name", "switchboard").await;
+    browser
+        .fill("#new-password", "looks but never touches")
+        .await;
+    browser.click("#add-account").await;
+    browser
+        .text_becomes("#accounts", "switchboard viewer")
+        .await;
+    browser.click("form.who button").await;
+    browser.text("#login").await;
+
+    log_in(&browser, &base, "switchboard", "looks but never touches").await;
+    browser.goto(&format!("{base}/users?status=passive")).await;
+    let rows = browser.text("#rows").await;
+    assert!(rows.contains("kim@flexi.se"), "{rows}");
+    assert_eq!(
+        browser.count("#rows button").await,
+        0,
+        "no buttons for a viewer"
+    );
+    let token = browser
+        .run("return document.querySelector('input[name=csrf]').value")
+        .await;
+    let token = token.as_str().unwrap().to_string();
+    let refused = browser
+        .fetch_post(
+            "/api/users/kim@flexi.se/activate",
+            &format!("{{'X-CSRF-Token': {token:?}}}"),
+        )
+        .await;
+    assert_eq!(refused, 403);
+    assert_eq!(world.service.status("kim@flexi.se"), Some(Status::Passive));
+    let audit = world.service.audit_log(10);
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.who == name && e.what == "made the account switchboard (viewer)"),
+        "{audit:?}"
+    );
+    browser.close().await;
+    world
+        .service
+        .shutdown(std::time::Duration::from_secs(2))
+        .await;
+}
