@@ -262,3 +262,118 @@ async fn a_viewer_only_looks_and_a_change_without_the_csrf_token_is_refused() {
         .shutdown(std::time::Duration::from_secs(2))
         .await;
 }
+
+/// The world with a second Exchange server, "other", on the same simulator (so a
+/// rule to it can tie with the rule to sim).
+async fn world_with_two_servers() -> (World, String, (String, String)) {
+    let world = World::start_edited(
+        world::Notifications::Streaming,
+        std::sync::Arc::new(calvert::store::MemoryStore::default()),
+        |text| {
+            let url = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("url = \"http://127.0.0.1"))
+                .map(|rest| format!("http://127.0.0.1{}", rest.trim_end_matches('"')))
+                .expect("the simulator's url");
+            format!(
+                "{text}\n[[exchange]]\nname = \"other\"\nurl = \"{url}\"\nssl = false\nauth = \"basic\"\nuser = \"calvert\"\npassword = \"secret\"\n"
+            )
+        },
+    )
+    .await;
+    world.subscribed("kim@flexi.se").await;
+    let base = format!("http://{}", world.service.admin_addr.unwrap());
+    let login = world.service.first_login.clone().expect("the first login");
+    (world, base, login)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trigger_words_rules_and_integration_ids_are_edited_live() {
+    let (world, base, (name, password)) = world_with_two_servers().await;
+    let t = now();
+    let visit = SimItem::appointment("D1", "Tandläkare", t - 60, t + 1800);
+    world.exchange.put_item("kim@flexi.se", visit);
+    let mut expected = vec![world::set("BACK", t + 1800)];
+    world.expect_calls("1001", &expected).await;
+    let browser = Browser::start().await;
+    log_in(&browser, &base, &name, &password).await;
+
+    // A new trigger word: kim's phone follows at once, and the record says why.
+    browser.goto(&format!("{base}/triggers")).await;
+    browser.fill("#word", " ").await;
+    browser.fill("#reason", "DENTIST").await;
+    browser.click("#add-trigger button").await;
+    let problems = browser.text("#trigger-problems").await;
+    assert!(
+        problems.contains("word: this field is required"),
+        "{problems}"
+    );
+    assert_eq!(
+        browser.value("#reason").await,
+        "DENTIST",
+        "what was typed stays"
+    );
+    browser.fill("#word", "Tandläkare").await;
+    browser.click("#add-trigger button").await;
+    browser.text_becomes("#trigger-rows", "DENTIST").await;
+    browser.screenshot("triggers").await;
+    expected.push(world::set("DENTIST", t + 1800));
+    world.expect_calls("1001", &expected).await;
+    browser.goto(&format!("{base}/users/kim%40flexi.se")).await;
+    browser.text_becomes("#why-answer", "DENTIST").await;
+
+    // A rule that ties is refused beside its form; one above it is added.
+    browser.goto(&format!("{base}/rules")).await;
+    browser
+        .run("document.querySelector('#exchange-server').value = 'other'; return 1")
+        .await;
+    browser.fill("#exchange-pattern", "flexi.se").await;
+    browser.fill("#exchange-priority", "0").await;
+    browser.click("#add-exchange-rule button").await;
+    let tie = browser.text("#exchange-rule-problems").await;
+    assert!(tie.contains("same priority"), "{tie}");
+    assert_eq!(browser.value("#exchange-pattern").await, "flexi.se");
+    browser.fill("#exchange-priority", "1").await;
+    browser.click("#add-exchange-rule button").await;
+    browser
+        .text_becomes("#rules-exchange + table", "other")
+        .await;
+    assert_eq!(browser.count("#exchange-rule-problems").await, 0);
+
+    // The integration id, edited in its cell: type, Enter; the row comes back.
+    let cell = "#row-6b696d40666c6578692e7365 input[name=integration_id]";
+    browser.goto(&format!("{base}/users")).await;
+    browser.fill_and_enter(cell, "VF-17").await;
+    wait::until(LIMIT, || {
+        let audit = world.service.audit_log(5);
+        if audit
+            .iter()
+            .any(|e| e.what == "set the integration id of kim@flexi.se to VF-17")
+        {
+            Ok(())
+        } else {
+            Err(format!("{audit:?}"))
+        }
+    })
+    .await;
+    assert_eq!(browser.value(cell).await, "VF-17");
+    browser.fill_and_enter(cell, "").await;
+    let problem = browser
+        .text_becomes(
+            "#id-problem-6b696d40666c6578692e7365",
+            "needs an integration id",
+        )
+        .await;
+    assert!(problem.contains("enabled"), "{problem}");
+    browser.goto(&format!("{base}/users?q=VF-17")).await;
+    let rows = browser.text("#rows").await;
+    assert!(
+        rows.contains("kim@flexi.se"),
+        "the refused edit kept VF-17: {rows}"
+    );
+    browser.close().await;
+    world
+        .service
+        .shutdown(std::time::Duration::from_secs(2))
+        .await;
+}

@@ -133,8 +133,18 @@ async fn no_token_or_a_wrong_one_is_refused_and_the_right_one_works() {
     assert_eq!(kim(&service), Some(Status::Passive));
     // The list shows active users unless asked for others.
     let users = ask(admin, "GET", "/api/users?q=kim", &[&host, &bearer]).await;
-    assert_eq!((users.status, users.body.as_str()), (200, "[]"), "{users:?}");
-    let users = ask(admin, "GET", "/api/users?q=kim&status=passive", &[&host, &bearer]).await;
+    assert_eq!(
+        (users.status, users.body.as_str()),
+        (200, "[]"),
+        "{users:?}"
+    );
+    let users = ask(
+        admin,
+        "GET",
+        "/api/users?q=kim&status=passive",
+        &[&host, &bearer],
+    )
+    .await;
     assert_eq!(users.status, 200, "{users:?}");
     assert!(users.body.contains("kim@flexi.se"), "{users:?}");
     service.shutdown(std::time::Duration::from_secs(2)).await;

@@ -8,6 +8,8 @@ mod phones;
 mod prometheus;
 #[path = "support/wait.rs"]
 mod wait;
+// The restart is used by live_config.rs, not here.
+#[allow(dead_code)]
 #[path = "support/world.rs"]
 mod world;
 

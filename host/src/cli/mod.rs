@@ -4,6 +4,7 @@
 
 mod admin;
 mod check;
+mod config;
 mod eval;
 mod inspect;
 
@@ -60,6 +61,9 @@ pub enum Command {
     /// Administration accounts (the web pages' logins).
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// The configuration in the store (calvert.toml seeds it; the administration edits it).
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
 }
 
 /// Run one command; an `Err` is the sentence to print before exiting with 1.
@@ -75,5 +79,6 @@ pub fn run(command: Command) -> Result<ExitCode, String> {
         Command::Check(args) => check::run(&core, args),
         Command::Inspect => Ok(inspect::run(&core)),
         Command::Admin(command) => admin::run(&core, command),
+        Command::Config(command) => config::run(&core, command),
     }
 }

@@ -93,6 +93,7 @@ impl Check<'_> {
             triggers,
             policy,
             users,
+            source: super::ConfigSource::default(),
         })
     }
 }

@@ -14,6 +14,7 @@
 //! reports.
 
 mod check;
+pub mod edit;
 mod error;
 mod exchange;
 mod file;
@@ -69,6 +70,55 @@ pub struct ServiceConfig {
     pub triggers: Vec<Trigger>,
     pub policy: DecidePolicy,
     pub users: Vec<User>,
+    /// The text this was made from, for live edits and `calvert config export`.
+    pub source: ConfigSource,
+}
+
+/// Where a configuration came from: its text, the path that anchors relative paths,
+/// and the environment variables its check read (a live edit is checked against the
+/// same environment the service started with).
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSource {
+    pub text: String,
+    pub path: PathBuf,
+    vars: std::collections::BTreeMap<String, String>,
+}
+
+impl ConfigSource {
+    /// Check `text` (an edit of this one) as the file was checked.
+    pub fn check(&self, text: &str, core: &mut CoreInstance) -> Result<ServiceConfig, ConfigError> {
+        ServiceConfig::from_toml(text, &self.path, &SeenThenProcess(&self.vars), core)
+    }
+}
+
+/// The variables read at start first, then the process environment.
+struct SeenThenProcess<'a>(&'a std::collections::BTreeMap<String, String>);
+
+impl Environment for SeenThenProcess<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0
+            .get(name)
+            .cloned()
+            .or_else(|| ProcessEnvironment.var(name))
+    }
+}
+
+/// Notes every variable read, for [`ConfigSource`].
+struct Recording<'a> {
+    env: &'a dyn Environment,
+    seen: std::cell::RefCell<std::collections::BTreeMap<String, String>>,
+}
+
+impl Environment for Recording<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        let value = self.env.var(name);
+        if let Some(value) = &value {
+            self.seen
+                .borrow_mut()
+                .insert(name.to_string(), value.clone());
+        }
+        value
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -154,13 +204,22 @@ impl ServiceConfig {
             message: syntax::describe(text, &e),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
+        let recording = Recording {
+            env,
+            seen: Default::default(),
+        };
         let mut check = check::Check {
             problems: Vec::new(),
-            env,
+            env: &recording,
             base,
         };
-        let config = check.config(file, core)?;
+        let mut config = check.config(file, core)?;
         if check.problems.is_empty() {
+            config.source = ConfigSource {
+                text: text.to_string(),
+                path: path.to_path_buf(),
+                vars: recording.seen.into_inner(),
+            };
             Ok(config)
         } else {
             Err(ConfigError::Invalid {

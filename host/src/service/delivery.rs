@@ -15,14 +15,16 @@ use crate::store::{DiversionCall, OutboxEntry, Status};
 impl Service {
     pub(super) async fn run_delivery(self: Arc<Self>, mailbox: Arc<Mailbox>) {
         let mut shutdown = self.shutdown.subscribe();
-        let target = mailbox
-            .user
-            .telephony
-            .as_ref()
-            .and_then(|t| self.adapters.targets.get(t))
-            .cloned();
         let mut attempt = 0u32;
         while !shutdown.is_shutdown() {
+            // Looked up for every call: a telephony rule changed live re-routes the
+            // next one.
+            let target = mailbox
+                .user()
+                .telephony
+                .as_ref()
+                .and_then(|t| self.adapters.targets.get(t))
+                .cloned();
             let (Some(target), Some(entry)) = (&target, self.next_call(&mailbox)) else {
                 tokio::select! {
                     _ = mailbox.deliver.notified() => continue,
@@ -39,7 +41,7 @@ impl Service {
                     self.count_call("unavailable");
                     let wait = self.delivery_backoff.wait(attempt);
                     attempt = attempt.saturating_add(1);
-                    tracing::warn!(mailbox = %mailbox.user.address, %target, %detail, attempt, wait_ms = wait.as_millis() as u64, "telephony target unavailable; retrying");
+                    tracing::warn!(mailbox = %mailbox.address, %target, %detail, attempt, wait_ms = wait.as_millis() as u64, "telephony target unavailable; retrying");
                     if sleep_or_shutdown(wait, &mut shutdown).await {
                         return;
                     }
@@ -47,7 +49,7 @@ impl Service {
                 Err(refused @ TargetError::Rejected { .. }) => {
                     self.count_call("refused");
                     // The call stays queued; a restart of the user sends it again.
-                    self.fail(&mailbox.user.address, refused.to_string());
+                    self.fail(&mailbox.address, refused.to_string());
                 }
             }
         }
@@ -56,7 +58,7 @@ impl Service {
     /// The oldest queued call, while the user is active.
     fn next_call(&self, mailbox: &Mailbox) -> Option<OutboxEntry> {
         let store = &self.adapters.store;
-        let address = mailbox.user.address.as_str();
+        let address = mailbox.address.as_str();
         let active = matches!(store.user(address), Ok(Some(ref r)) if r.status == Status::Active);
         if !active {
             return None;
@@ -67,7 +69,7 @@ impl Service {
     /// The target confirmed `entry`: remove it and record what the phone now shows,
     /// in one durable step. Should that fail, the call is sent again with its key.
     async fn confirmed(&self, mailbox: &Mailbox, entry: OutboxEntry) {
-        let address = mailbox.user.address.as_str();
+        let address = mailbox.address.as_str();
         let done = entry.clone();
         if let Err(error) = self.durably(move |store| store.complete(&done)).await {
             tracing::error!(mailbox = %address, %error, "cannot record a confirmed call; it will be sent again with the same key");

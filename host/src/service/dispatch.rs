@@ -13,9 +13,15 @@ use crate::lock::lock;
 use crate::store::StoreError;
 
 impl Service {
-    /// Until every source has dropped its sender.
+    /// Until the service shuts down.
     pub(super) async fn dispatch(self: Arc<Self>, mut changes: mpsc::UnboundedReceiver<Change>) {
-        while let Some(change) = changes.recv().await {
+        let mut shutdown = self.shutdown.subscribe();
+        loop {
+            let change = tokio::select! {
+                change = changes.recv() => change,
+                _ = shutdown.recv() => None,
+            };
+            let Some(change) = change else { return };
             if matches!(change, Change::Calendar { .. }) {
                 self.metrics.notifications.inc();
             }

@@ -41,7 +41,7 @@ impl Service {
                 _ = mailbox.wake.notified() => {
                     boundary = false;
                     // Debounce: let a burst of notifications settle into one read.
-                    tokio::time::sleep(self.adapters.clock.real(self.config.debounce)).await;
+                    tokio::time::sleep(self.adapters.clock.real(self.config().debounce)).await;
                 }
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.recv() => return,
@@ -52,7 +52,7 @@ impl Service {
     /// The real time to sleep for `next`, and whether waking is a boundary.
     fn wait_for(&self, next: Next) -> (Duration, bool) {
         let clock = &self.adapters.clock;
-        let resync = clock.real(self.config.resync);
+        let resync = clock.real(self.config().resync);
         match next {
             Next::At(at) => plan::boundary_wake(at.map(|at| clock.real_delay_until(at)), resync),
             Next::Retry(after) => (after, false),
@@ -67,7 +67,7 @@ impl Service {
     /// One turn of the core's loop for one mailbox. `reuse`: decide on the cached
     /// calendar when it covers `now` (a boundary passed, nothing changed).
     async fn step(&self, mailbox: &Mailbox, reuse: bool) -> Next {
-        let address = mailbox.user.address.as_str();
+        let address = mailbox.address.as_str();
         let next = self.turn(mailbox, reuse).await;
         if let Next::Fail(reason) = &next {
             self.fail(address, reason.clone());
@@ -76,7 +76,7 @@ impl Service {
     }
 
     async fn turn(&self, mailbox: &Mailbox, reuse: bool) -> Next {
-        let address = mailbox.user.address.as_str();
+        let address = mailbox.address.as_str();
         let store = &self.adapters.store;
         // 1. admission
         let record = match store.user(address) {
@@ -98,10 +98,10 @@ impl Service {
             Err(next) => return next,
         };
         // 3. decide
-        let user = &mailbox.user;
+        let user = mailbox.user();
         let decided = self.with_core(|core| {
-            let policy = &self.config.policy;
-            core.decide(&items, policy, &self.config.triggers, &user.zone, now)
+            let policy = &self.config().policy;
+            core.decide(&items, policy, &self.config().triggers, &user.zone, now)
         });
         let decision = match decided {
             Ok(decision) => decision,
@@ -139,7 +139,7 @@ impl Service {
 
     /// Step 1: `None` when the step may go on, else the wake that stops it here.
     fn admit(&self, mailbox: &Mailbox, record: &UserRecord) -> Option<Next> {
-        let user = &mailbox.user;
+        let user = mailbox.user();
         let address = user.address.as_str();
         match plan::admission(user.enabled, &record.status) {
             Admission::Run => None,
@@ -165,7 +165,7 @@ impl Service {
         &self,
         mailbox: &Mailbox,
     ) -> Result<(Arc<dyn CalendarSource>, Arc<dyn DiversionTarget>), Next> {
-        let user = &mailbox.user;
+        let user = mailbox.user();
         let Some(server) = &user.exchange else {
             return Err(Next::Fail(
                 "no route: no [[rule]] matches this address; add one and restart the user".into(),
@@ -193,7 +193,7 @@ impl Service {
         now: i64,
         reuse: bool,
     ) -> Result<Vec<wit::CalendarItem>, Next> {
-        let address = mailbox.user.address.as_str();
+        let address = mailbox.address.as_str();
         if reuse
             && let Some((_, items)) = lock(&mailbox.cached)
                 .as_ref()
@@ -203,7 +203,7 @@ impl Service {
             return Ok(items.clone());
         }
         *lock(&mailbox.cached) = None;
-        let window = self.config.window.as_secs() as i64;
+        let window = self.config().window.as_secs() as i64;
         match source.calendar(address, now - 86_400, now + window).await {
             Ok(items) => {
                 self.count_read("ok");
@@ -217,7 +217,7 @@ impl Service {
 
     /// A failed read: count it, log it, and let the plan choose the wake.
     fn read_failed(&self, mailbox: &Mailbox, error: SourceError) -> Next {
-        let address = mailbox.user.address.as_str();
+        let address = mailbox.address.as_str();
         let failure = match error {
             SourceError::Mailbox(reason) => {
                 self.count_read("refused");
@@ -240,7 +240,7 @@ impl Service {
                     })
                     .map(|r| r.consecutive_failures)
                     .unwrap_or(u32::MAX);
-                if failures < self.config.failures_before_error {
+                if failures < self.config().failures_before_error {
                     tracing::info!(mailbox = %address, failures, reason = %message, "calendar read failed; retrying");
                 }
                 ReadFailure::Transient {
@@ -250,7 +250,7 @@ impl Service {
                 }
             }
         };
-        plan::after_read_failure(failure, self.config.failures_before_error)
+        plan::after_read_failure(failure, self.config().failures_before_error)
     }
 
     fn count_read(&self, outcome: &'static str) {
@@ -264,14 +264,14 @@ impl Service {
     async fn observe(&self, mailbox: &Mailbox, target: &dyn DiversionTarget) -> Observation {
         let read = target.observe(&mailbox.phone).await;
         if let Err(error) = &read {
-            tracing::info!(mailbox = %mailbox.user.address, %error, "cannot read the diversion back");
+            tracing::info!(mailbox = %mailbox.address, %error, "cannot read the diversion back");
         }
         plan::observation(&read)
     }
 
     /// Step 7: queue the call durably and wake delivery, edit the record, note the sync.
     async fn commit(&self, mailbox: &Mailbox, plan: Plan, now: i64, started: Instant) -> Next {
-        let address = mailbox.user.address.as_str();
+        let address = mailbox.address.as_str();
         let store = &self.adapters.store;
         self.metrics
             .decisions

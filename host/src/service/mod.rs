@@ -26,19 +26,21 @@
 pub mod adapters;
 pub mod admin;
 pub mod clock;
+pub mod config_start;
 mod delivery;
 mod dispatch;
 mod gauges;
 mod mailbox;
 pub mod metrics;
 pub mod plan;
+pub mod reconfigure;
 pub mod serve;
 pub mod shutdown;
 pub mod source;
 mod state;
 mod supervise;
+mod watchers;
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -69,6 +71,8 @@ pub enum ServiceError {
     Source { server: String, message: String },
     #[error(transparent)]
     Target(#[from] crate::diversion::HttpTargetError),
+    #[error(transparent)]
+    Config(#[from] config_start::ConfigStartError),
     #[error("cannot make the first administrator account: {0}")]
     Accounts(String),
     #[error(
@@ -100,6 +104,11 @@ impl ServiceHandle {
         adapters: Adapters,
         delivery_backoff: Backoff,
     ) -> Result<Self, ServiceError> {
+        let config = config_start::configuration_in_force(
+            config,
+            adapters.store.as_ref(),
+            &mut core.instance(),
+        )?;
         let mailboxes = config
             .users
             .iter()
@@ -111,8 +120,9 @@ impl ServiceHandle {
             })
             .collect();
         let admin_listen = config.admin_listen;
+        let (changes, receiver) = mpsc::unbounded_channel();
         let service = Arc::new(Service {
-            config,
+            live_config: std::sync::RwLock::new(Arc::new(config)),
             core,
             idle_cores: Mutex::new(Vec::new()),
             adapters,
@@ -121,6 +131,9 @@ impl ServiceHandle {
             shutdown: ShutdownSwitch::default(),
             delivery_backoff,
             admin: admin::AdminState::default(),
+            changes,
+            watchers: tokio::sync::Mutex::new(watchers::Watchers::default()),
+            reconfiguring: tokio::sync::Mutex::new(()),
         });
         warn_of_orphans(&service)?;
         let first_login = admin::accounts::ensure_first_account(
@@ -133,7 +146,7 @@ impl ServiceHandle {
             Some(addr) => Some(listen_admin(&service, addr, &mut tasks).await?),
             None => None,
         };
-        spawn_tasks(&service, &mut tasks);
+        spawn_tasks(&service, &mut tasks, receiver).await;
         Ok(ServiceHandle {
             service,
             tasks,
@@ -175,6 +188,7 @@ impl ServiceHandle {
     /// Stop: end the watchers and tasks, wait up to `grace` for calls in flight.
     pub async fn shutdown(mut self, grace: Duration) {
         self.service.shutdown.turn();
+        self.service.stop_watchers().await;
         let deadline = tokio::time::Instant::now() + grace;
         while !self.tasks.is_empty() {
             match tokio::time::timeout_at(deadline, self.tasks.join_next()).await {
@@ -224,30 +238,17 @@ async fn listen_admin(
 }
 
 /// The dispatcher, a mailbox and a delivery task per user, a watcher per server.
-fn spawn_tasks(service: &Arc<Service>, tasks: &mut tokio::task::JoinSet<()>) {
-    let (changes, receiver) = mpsc::unbounded_channel();
-    tasks.spawn(service.clone().dispatch(receiver));
-    let mut by_server: BTreeMap<String, Vec<String>> = BTreeMap::new();
+async fn spawn_tasks(
+    service: &Arc<Service>,
+    tasks: &mut tokio::task::JoinSet<()>,
+    changes: mpsc::UnboundedReceiver<source::Change>,
+) {
+    tasks.spawn(service.clone().dispatch(changes));
     for mailbox in service.mailboxes.values() {
-        if mailbox.user.enabled
-            && let Some(server) = &mailbox.user.exchange
-        {
-            by_server
-                .entry(server.clone())
-                .or_default()
-                .push(mailbox.user.address.clone());
-        }
         tasks.spawn(service.clone().supervise(mailbox.clone(), Job::Mailbox));
         tasks.spawn(service.clone().supervise(mailbox.clone(), Job::Delivery));
     }
-    for (server, addresses) in by_server {
-        if let Some(source) = service.adapters.sources.get(&server).cloned() {
-            let changes = changes.clone();
-            let shutdown = service.shutdown.subscribe();
-            tasks.spawn(async move { source.watch(addresses, changes, shutdown).await });
-        }
-    }
-    // The dispatcher ends when every watcher has dropped its sender.
+    service.restart_watchers().await;
 }
 
 /// A status as messages show it.

@@ -22,7 +22,10 @@ use crate::store::{Status, Store, StoreError};
 
 /// One configured user at run time.
 pub(super) struct Mailbox {
-    pub user: User,
+    /// The address as configured (it never changes while the service runs).
+    pub address: String,
+    /// The user's settings and routes, replaced when the configuration is edited live.
+    user: std::sync::RwLock<User>,
     pub phone: Phone,
     /// Wakes the mailbox task (a change, an administrator's action).
     pub wake: Notify,
@@ -45,13 +48,24 @@ pub(super) struct Mailbox {
 }
 
 impl Mailbox {
+    /// The user's settings now.
+    pub fn user(&self) -> User {
+        crate::lock::read(&self.user).clone()
+    }
+
+    /// New settings from an edited configuration.
+    pub fn set_user(&self, user: &User) {
+        *crate::lock::write(&self.user) = user.clone();
+    }
+
     pub fn new(user: &User) -> Self {
         Mailbox {
             phone: Phone {
                 address: user.address.clone(),
                 telephony_id: user.telephony_id.clone(),
             },
-            user: user.clone(),
+            address: user.address.clone(),
+            user: std::sync::RwLock::new(user.clone()),
             wake: Notify::new(),
             deliver: Notify::new(),
             changed_at: Mutex::new(None),
@@ -66,7 +80,8 @@ impl Mailbox {
 
 /// Everything the service's tasks share.
 pub(super) struct Service {
-    pub config: ServiceConfig,
+    /// The configuration now: replaced whole by a live edit ([`Service::config`]).
+    pub live_config: std::sync::RwLock<Arc<ServiceConfig>>,
     pub core: DecisionCore,
     pub idle_cores: Mutex<Vec<CoreInstance>>,
     pub adapters: Adapters,
@@ -78,9 +93,20 @@ pub(super) struct Service {
     pub delivery_backoff: Backoff,
     /// Sessions and login limits of the administration.
     pub admin: super::admin::AdminState,
+    /// Where watchers report changes (to the dispatcher).
+    pub changes: tokio::sync::mpsc::UnboundedSender<super::source::Change>,
+    /// The watchers running now ([`super::watchers`]).
+    pub watchers: tokio::sync::Mutex<super::watchers::Watchers>,
+    /// One live edit at a time ([`super::reconfigure`]).
+    pub reconfiguring: tokio::sync::Mutex<()>,
 }
 
 impl Service {
+    /// The configuration now (a live edit replaces it; a caller keeps the one it got).
+    pub fn config(&self) -> Arc<ServiceConfig> {
+        crate::lock::read(&self.live_config).clone()
+    }
+
     /// Run `f` on an idle core instance (one per concurrent caller, reused).
     pub fn with_core<T>(
         &self,

@@ -56,9 +56,9 @@ impl Service {
             let reason = panic_text(error.into_panic());
             mailbox.restarting.store(true, Ordering::Relaxed);
             mailbox.panics.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(mailbox = %mailbox.user.address, task = job.name(), panic = %reason, "a task panicked; restarting it");
+            tracing::error!(mailbox = %mailbox.address, task = job.name(), panic = %reason, "a task panicked; restarting it");
             self.fail(
-                &mailbox.user.address,
+                &mailbox.address,
                 format!(
                     "Calvert's {} task for this user failed ({reason}); it was restarted: report this to Calvert's developers, then restart the user",
                     job.name()

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use super::{
-    Account, AuditEntry, DiversionCall, OutboxEntry, Snapshot, Store, StoreError, UserRecord,
-    account_key, user_key,
+    Account, AuditEntry, DiversionCall, OutboxEntry, Snapshot, Store, StoreError, StoredConfig,
+    UserRecord, account_key, user_key,
 };
 use crate::lock::lock;
 
@@ -21,6 +21,7 @@ struct MemoryState {
     outbox: BTreeMap<(String, u64), OutboxEntry>,
     accounts: BTreeMap<String, Account>,
     audit: Vec<AuditEntry>,
+    config: Option<StoredConfig>,
 }
 
 impl MemoryStore {
@@ -167,5 +168,14 @@ impl Store for MemoryStore {
             .take(limit)
             .cloned()
             .collect())
+    }
+
+    fn stored_config(&self) -> Result<Option<StoredConfig>, StoreError> {
+        Ok(self.state().config.clone())
+    }
+
+    fn put_config(&self, config: &StoredConfig) -> Result<(), StoreError> {
+        self.state().config = Some(config.clone());
+        Ok(())
     }
 }

@@ -284,6 +284,20 @@ pub trait Store: Send + Sync {
     fn audit(&self, at: i64, who: &str, what: &str) -> Result<AuditEntry, StoreError>;
     /// The newest `limit` audit entries, newest first.
     fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+    /// The configuration as last saved; None: never saved (the first start seeds it
+    /// from calvert.toml).
+    fn stored_config(&self) -> Result<Option<StoredConfig>, StoreError>;
+    /// Save the configuration, both texts at once (durable when it returns).
+    fn put_config(&self, config: &StoredConfig) -> Result<(), StoreError>;
+}
+
+/// The configuration in the store: the TOML text in force (calvert.toml's text with
+/// the administration's live edits) and the text of calvert.toml it started from, so
+/// a start can tell "the file changed" from "the administration changed it".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredConfig {
+    pub text: String,
+    pub file_text: String,
 }
 
 /// Records are kept under the lower-cased address: addresses ignore case.

@@ -11,8 +11,8 @@ use super::keys::KeyRepair;
 use super::ledger::KeyLedger;
 use super::sled_admin::AdminTrees;
 use super::{
-    Account, AuditEntry, DiversionCall, OutboxEntry, Store, StoreError, UserRecord, recovery,
-    user_key,
+    Account, AuditEntry, DiversionCall, OutboxEntry, Store, StoreError, StoredConfig, UserRecord,
+    recovery, user_key,
 };
 use crate::lock::lock;
 
@@ -384,6 +384,15 @@ impl Store for SledStore {
     fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         self.admin.newest(limit)
     }
+
+    fn stored_config(&self) -> Result<Option<StoredConfig>, StoreError> {
+        self.admin.stored_config()
+    }
+
+    fn put_config(&self, config: &StoredConfig) -> Result<(), StoreError> {
+        self.admin.put_config(config)?;
+        self.flush()
+    }
 }
 
 #[cfg(test)]
@@ -441,6 +450,10 @@ mod tests {
             password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
             created: 7,
         };
+        let stored = StoredConfig {
+            text: "[service]\n# edited\n".into(),
+            file_text: "[service]\n".into(),
+        };
         let (entry, audited) = {
             let store = SledStore::open(&dir.0, 1 << 20).unwrap();
             store
@@ -448,6 +461,7 @@ mod tests {
                 .unwrap();
             store.put_account(&account).unwrap();
             let audited = store.audit(8, "ada", "made the account ada").unwrap();
+            store.put_config(&stored).unwrap();
             let entry = store
                 .enqueue("kim@flexi.se", DiversionCall::Clear, 5)
                 .unwrap();
@@ -459,6 +473,7 @@ mod tests {
         let next = store.audit(9, "ada", "passivated kim@flexi.se").unwrap();
         assert_eq!(store.audit_log(5).unwrap(), vec![next.clone(), audited]);
         assert_eq!(next.seq, 2);
+        assert_eq!(store.stored_config().unwrap(), Some(stored));
         assert_eq!(store.outbox("kim@flexi.se").unwrap(), vec![entry]);
         assert_eq!(
             store.user("kim@flexi.se").unwrap().unwrap().status,

@@ -1,16 +1,18 @@
 //! The administration's records in sled: accounts (tree `accounts`, by lower-cased
 //! name) and the audit log (tree `audit`, by big-endian sequence number, so the
-//! newest is last).
+//! newest is last), and the configuration's TOML text (tree `settings`, keys
+//! `config`, the text in force, and `config_file`, calvert.toml's text it began as).
 
 use std::sync::Mutex;
 
 use super::sled::{decode, encode};
-use super::{Account, AuditEntry, StoreError, account_key};
+use super::{Account, AuditEntry, StoreError, StoredConfig, account_key};
 use crate::lock::lock;
 
 pub(super) struct AdminTrees {
     accounts: sled::Tree,
     audit: sled::Tree,
+    settings: sled::Tree,
     /// Two appends never take the same number.
     appending: Mutex<()>,
 }
@@ -20,6 +22,7 @@ impl AdminTrees {
         Ok(AdminTrees {
             accounts: db.open_tree("accounts")?,
             audit: db.open_tree("audit")?,
+            settings: db.open_tree("settings")?,
             appending: Mutex::new(()),
         })
     }
@@ -83,5 +86,38 @@ impl AdminTrees {
                 decode(&key, &bytes)
             })
             .collect()
+    }
+
+    pub fn stored_config(&self) -> Result<Option<StoredConfig>, StoreError> {
+        let text =
+            |key: &str| -> Result<Option<String>, StoreError> {
+                match self.settings.get(key.as_bytes())? {
+                    Some(bytes) => String::from_utf8(bytes.to_vec()).map(Some).map_err(|e| {
+                        StoreError::Corrupt {
+                            key: format!("settings/{key}"),
+                            detail: e.to_string(),
+                        }
+                    }),
+                    None => Ok(None),
+                }
+            };
+        match (text("config")?, text("config_file")?) {
+            (Some(text), Some(file_text)) => Ok(Some(StoredConfig { text, file_text })),
+            (None, None) => Ok(None),
+            _ => Err(StoreError::Corrupt {
+                key: "settings/config".into(),
+                detail: "one of the two configuration texts is missing".into(),
+            }),
+        }
+    }
+
+    /// Both texts in one batch (never one without the other); not flushed: the
+    /// caller flushes.
+    pub fn put_config(&self, config: &StoredConfig) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        batch.insert(b"config".as_slice(), config.text.as_bytes());
+        batch.insert(b"config_file".as_slice(), config.file_text.as_bytes());
+        self.settings.apply_batch(batch)?;
+        Ok(())
     }
 }

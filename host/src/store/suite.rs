@@ -72,6 +72,24 @@ macro_rules! store_suite {
             }
 
             #[test]
+            fn the_configuration_text_is_kept_whole_and_replaced() {
+                let (store, _dir) = $make;
+                assert_eq!(store.stored_config().unwrap(), None);
+                let edited = StoredConfig {
+                    text: "[[trigger]]\nword = \"Möte\"\nreason = \"MEETING\"\n".into(),
+                    file_text: "# calvert.toml\n".into(),
+                };
+                store.put_config(&edited).unwrap();
+                assert_eq!(store.stored_config().unwrap(), Some(edited));
+                let emptied = StoredConfig {
+                    text: String::new(),
+                    file_text: String::new(),
+                };
+                store.put_config(&emptied).unwrap();
+                assert_eq!(store.stored_config().unwrap(), Some(emptied));
+            }
+
+            #[test]
             fn the_audit_log_numbers_every_entry_and_reads_newest_first() {
                 let (store, _dir) = $make;
                 assert!(store.audit_log(10).unwrap().is_empty());

@@ -123,6 +123,21 @@ impl Browser {
         field.send_keys(text).await.unwrap();
     }
 
+    /// Type `text` into the field `css` finds, replacing what it held, and press Enter.
+    pub async fn fill_and_enter(&self, css: &str, text: &str) {
+        self.fill(css, &format!("{text}\u{E007}")).await;
+    }
+
+    /// The value of the form field `css` finds.
+    pub async fn value(&self, css: &str) -> String {
+        let script = format!("return document.querySelector({css:?}).value");
+        self.run(&script)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
     pub async fn click(&self, css: &str) {
         let element = self
             .client

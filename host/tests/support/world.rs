@@ -10,7 +10,7 @@ use calvert::DecisionCore;
 use calvert::config::ServiceConfig;
 use calvert::diversion::utc;
 use calvert::service::{Adapters, Backoff, EwsSource, ServiceHandle};
-use calvert::store::MemoryStore;
+use calvert::store::{MemoryStore, Store};
 use calvert_exchange_sim::{Exchange, Server, SimItem, start};
 
 use super::phones::Phones;
@@ -34,6 +34,10 @@ pub struct World {
     _sim: Server,
     pub phones: Phones,
     pub service: ServiceHandle,
+    /// How it was started, for [`World::restart`].
+    notifications: Notifications,
+    text: String,
+    store: Arc<dyn Store>,
 }
 
 /// The admin token the worlds' services are configured with (`GET /users`, POSTs).
@@ -112,6 +116,55 @@ pub enum Notifications {
     Push,
 }
 
+/// The service of a world: calvert.toml's `text`, the admin token, a fast resync
+/// when streaming (a removed manual diversion is noticed quickly), short back-offs.
+async fn start_service(
+    notifications: Notifications,
+    text: &str,
+    store: Arc<dyn Store>,
+) -> ServiceHandle {
+    let mut config = ServiceConfig::from_toml(
+        text,
+        Path::new("calvert.toml"),
+        &std::collections::BTreeMap::from([(
+            "CALVERT_ADMIN_TOKEN".to_string(),
+            ADMIN_TOKEN.to_string(),
+        )]),
+        &mut core().instance(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    config.resync = Duration::from_secs(match notifications {
+        Notifications::Streaming => 1,
+        Notifications::StreamingOnly | Notifications::Push => 600,
+    });
+    let mut adapters = Adapters::from_config(&config, store).unwrap();
+    if notifications == Notifications::Push {
+        let server = &config.exchange[0];
+        let mut source = EwsSource::new(
+            "sim",
+            server.url.clone(),
+            server.credentials.clone(),
+            None,
+            server.timeout,
+        )
+        .unwrap()
+        .with_push(server.push.clone());
+        source.push_silence = Duration::from_secs(1);
+        adapters.sources.insert("sim".into(), Arc::new(source));
+    }
+    ServiceHandle::start(
+        config,
+        core(),
+        adapters,
+        Backoff {
+            base: Duration::from_millis(50),
+            max: Duration::from_millis(200),
+        },
+    )
+    .await
+    .unwrap()
+}
+
 /// A loopback port nobody listens on (for the push listener's URL).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -129,7 +182,20 @@ impl World {
 
     /// A world whose service hears of changes as `notifications` says.
     pub async fn start_with(notifications: Notifications) -> World {
-        let push = notifications == Notifications::Push;
+        World::start_on(notifications, Arc::new(MemoryStore::default())).await
+    }
+
+    /// A world whose service keeps its state in `store`.
+    pub async fn start_on(notifications: Notifications, store: Arc<dyn Store>) -> World {
+        World::start_edited(notifications, store, |text| text).await
+    }
+
+    /// A world whose calvert.toml is the usual one made over by `edit`.
+    pub async fn start_edited(
+        notifications: Notifications,
+        store: Arc<dyn Store>,
+        edit: impl FnOnce(String) -> String,
+    ) -> World {
         let exchange = Exchange::default();
         exchange.add_account("calvert", "secret", Some(&["kim@flexi.se", "eva@flexi.se"]));
         for mailbox in ["kim@flexi.se", "eva@flexi.se", "ghost@flexi.se"] {
@@ -144,7 +210,7 @@ impl World {
             // Every mailbox may be opened: no failing subscribe joins the reconnects.
             exchange.add_account("calvert", "secret", None);
         }
-        if push {
+        if notifications == Notifications::Push {
             exchange.set_heartbeat(Duration::from_millis(200));
             text = text.replace(
                 "timeout_ms = 5000",
@@ -154,53 +220,41 @@ impl World {
                 ),
             );
         }
-        let mut config = ServiceConfig::from_toml(
-            &text,
-            Path::new("calvert.toml"),
-            &std::collections::BTreeMap::from([(
-                "CALVERT_ADMIN_TOKEN".to_string(),
-                ADMIN_TOKEN.to_string(),
-            )]),
-            &mut core().instance(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        // Fast safety-net resync so a removed manual diversion is noticed quickly.
-        config.resync = Duration::from_secs(match notifications {
-            Notifications::Streaming => 1,
-            Notifications::StreamingOnly | Notifications::Push => 600,
-        });
-        let mut adapters =
-            Adapters::from_config(&config, Arc::new(MemoryStore::default())).unwrap();
-        if push {
-            let server = &config.exchange[0];
-            let mut source = EwsSource::new(
-                "sim",
-                server.url.clone(),
-                server.credentials.clone(),
-                None,
-                server.timeout,
-            )
-            .unwrap()
-            .with_push(server.push.clone());
-            source.push_silence = Duration::from_secs(1);
-            adapters.sources.insert("sim".into(), Arc::new(source));
-        }
-        let service = ServiceHandle::start(
-            config,
-            core(),
-            adapters,
-            Backoff {
-                base: Duration::from_millis(50),
-                max: Duration::from_millis(200),
-            },
-        )
-        .await
-        .unwrap();
+        let text = edit(text);
+        let service = start_service(notifications, &text, store.clone()).await;
         World {
             exchange,
             _sim: sim,
             phones,
             service,
+            notifications,
+            text,
+            store,
+        }
+    }
+
+    /// Stop the service and start it again on the same store, simulator, phones and
+    /// calvert.toml.
+    pub async fn restart(self) -> World {
+        let World {
+            exchange,
+            _sim,
+            phones,
+            service,
+            notifications,
+            text,
+            store,
+        } = self;
+        service.shutdown(Duration::from_secs(2)).await;
+        let service = start_service(notifications, &text, store.clone()).await;
+        World {
+            exchange,
+            _sim,
+            phones,
+            service,
+            notifications,
+            text,
+            store,
         }
     }
 

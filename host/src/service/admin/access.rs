@@ -124,9 +124,10 @@ pub(in crate::service) async fn guard(
         // nothing but loopback names match.
         None => SocketAddr::from(([127, 0, 0, 1], 0)),
     };
+    let config = service.config();
     let access = Access {
-        token: service.config.admin_token.as_ref(),
-        hosts: &service.config.admin_hosts,
+        token: config.admin_token.as_ref(),
+        hosts: &config.admin_hosts,
         local,
     };
     let path = request.uri().path().to_string();

@@ -154,8 +154,8 @@ pub struct RouteQuestion {
 /// The rules a question is answered with, or a sentence naming the bad field.
 pub fn question_rules(service: &Service, q: &RouteQuestion) -> Result<Vec<Rule>, String> {
     let mut rules = match q.kind.as_deref().unwrap_or("exchange") {
-        "exchange" => service.config.rules.clone(),
-        "telephony" => service.config.telephony_rules.clone(),
+        "exchange" => service.config().rules.clone(),
+        "telephony" => service.config().telephony_rules.clone(),
         other => return Err(format!("kind {other:?}: use exchange or telephony")),
     };
     let pattern = q.pattern.as_deref().map(str::trim).unwrap_or("");

@@ -58,9 +58,10 @@ pub async fn submit(
             IpAddr::V4(Ipv4Addr::LOCALHOST),
         ),
     };
+    let config = service.config();
     let access = Access {
         token: None,
-        hosts: &service.config.admin_hosts,
+        hosts: &config.admin_hosts,
         local,
     };
     if let Err(refusal) = check_site(&access, &headers) {

@@ -5,13 +5,17 @@
 //! One file per job: [`access`] (who may), [`sessions`] and [`login_limit`] (logins),
 //! [`accounts`] (passwords), `account_pages` (accounts while running), [`login`] (the login page), [`pages`] (the HTML),
 //! [`api`] (the JSON), [`users`] (the user list), [`why`] (the decision record and
-//! the diversions to come), [`route_tester`] (which server serves an address).
+//! the diversions to come), [`route_tester`] (which server serves an address),
+//! `config_api` and `config_pages` (live edits of trigger words, the policy, rules
+//! and integration ids).
 //! Every connection is bounded by the listener's limits ([`crate::listener`]).
 
 pub mod access;
 mod account_pages;
 pub mod accounts;
 mod api;
+mod config_api;
+mod config_pages;
 mod login;
 pub mod login_limit;
 mod pages;
@@ -45,7 +49,7 @@ pub struct AdminState {
 pub(super) async fn serve(service: Arc<Service>, listener: tokio::net::TcpListener) {
     let mut stop = service.shutdown.subscribe();
     let app = router(service.clone());
-    let limits = service.config.listener_limits;
+    let limits = service.config().listener_limits;
     let refused = service.metrics.refused_connections("admin");
     crate::listener::serve(
         listener,
@@ -65,6 +69,13 @@ fn router(service: Arc<Service>) -> axum::Router {
         .route("/users/{address}/{action}", post(pages::act))
         .route("/restart", post(pages::restart_many))
         .route("/rules", get(pages::rules))
+        .route("/rules/{what}", post(config_pages::edit_rules))
+        .route("/triggers", get(config_pages::triggers))
+        .route("/triggers/{what}", post(config_pages::edit_triggers))
+        .route(
+            "/users/{address}/integration-id",
+            post(config_pages::integration_id),
+        )
         .route("/connections", get(pages::connections))
         .route("/audit", get(pages::audit))
         .route(
@@ -82,6 +93,12 @@ fn router(service: Arc<Service>) -> axum::Router {
         .route("/api/users/{address}/why", get(api::user_why))
         .route("/api/users/{address}/upcoming", get(api::user_upcoming))
         .route("/api/users/{address}/{action}", post(api::act))
+        .route(
+            "/api/users/{address}/integration-id",
+            post(config_api::integration_id),
+        )
+        .route("/api/config/export", get(config_api::export))
+        .route("/api/config/{what}", post(config_api::edit))
         .route("/api/route", get(api::route))
         .route("/api/connections", get(api::connections))
         .route("/api/audit", get(api::audit))
@@ -112,7 +129,7 @@ async fn health(axum::extract::State(service): axum::extract::State<Arc<Service>
         .mailboxes
         .values()
         .filter(|m| m.restarting.load(Ordering::Relaxed))
-        .map(|m| m.user.address.as_str())
+        .map(|m| m.address.as_str())
         .collect();
     let panics: u64 = service
         .mailboxes
@@ -220,10 +237,10 @@ pub(super) fn administer_as(
     let event = match action {
         Action::Restart => StatusEvent::Restart,
         Action::Passivate => StatusEvent::Passivate,
-        Action::Activate => StatusEvent::Activate(mailbox.user.integration_id.clone()),
+        Action::Activate => StatusEvent::Activate(mailbox.user().integration_id.clone()),
     };
     let status = administer(service, address, event)?;
-    let what = format!("{} {}", action.done(), mailbox.user.address);
+    let what = format!("{} {}", action.done(), mailbox.address);
     service
         .adapters
         .store

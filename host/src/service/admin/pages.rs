@@ -14,6 +14,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use super::access::Principal;
 use super::api::{RouteQuestion, question_rules, restart_all};
+use super::config_api::{Fields, Problem};
 use super::route_tester::{RouteAnswer, RuleView, explain};
 use super::users::{STATUSES, UserFilter, UserRow, row, rows};
 use super::why::{Upcoming, Why, upcoming, why};
@@ -46,11 +47,14 @@ impl From<&Principal> for Who {
 }
 
 /// A user's row with what may be done to it.
-struct RowView {
+pub(super) struct RowView {
     user: UserRow,
     /// Unique in the page (the address in hex).
     dom_id: String,
     actions: Vec<&'static str>,
+    /// An integration id typed and refused, and why.
+    pub id_typed: Option<String>,
+    pub id_problem: Option<String>,
 }
 
 impl From<UserRow> for RowView {
@@ -64,6 +68,8 @@ impl From<UserRow> for RowView {
             dom_id: user.address.bytes().map(|b| format!("{b:02x}")).collect(),
             user,
             actions,
+            id_typed: None,
+            id_problem: None,
         }
     }
 }
@@ -81,9 +87,19 @@ struct UsersPage {
 
 #[derive(Template)]
 #[template(path = "user_row.html")]
-struct RowPartial {
-    who: Who,
-    row: RowView,
+pub(super) struct RowPartial {
+    pub who: Who,
+    pub row: RowView,
+}
+
+impl RowView {
+    /// What the integration id field shows: what was typed when refused.
+    fn id_value(&self) -> String {
+        self.id_typed
+            .clone()
+            .or_else(|| self.user.integration_id.clone())
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Template)]
@@ -108,13 +124,35 @@ struct QuestionView {
 
 #[derive(Template)]
 #[template(path = "rules.html")]
-struct RulesPage {
+pub(super) struct RulesPage {
     who: Who,
     section: &'static str,
     question: QuestionView,
     answer: Option<RouteAnswer>,
     problem: Option<String>,
-    tables: Vec<(&'static str, Vec<RuleView>)>,
+    tables: Vec<RuleTable>,
+    /// A rule being added and refused: the fields typed, and the problems.
+    pub adding: Fields,
+    pub problems: Vec<Problem>,
+}
+
+impl RulesPage {
+    fn adding(&self, key: &str) -> String {
+        self.adding.get(key).cloned().unwrap_or_default()
+    }
+
+    /// Whether the refused rule was of this kind.
+    fn adding_kind(&self, kind: &str) -> bool {
+        !self.problems.is_empty() && self.adding.get("kind").map(String::as_str) == Some(kind)
+    }
+}
+
+/// One kind of rules as listed, with where they may lead.
+struct RuleTable {
+    title: &'static str,
+    kind: &'static str,
+    rules: Vec<RuleView>,
+    destinations: Vec<String>,
 }
 
 #[derive(Template)]
@@ -133,7 +171,7 @@ struct AuditPage {
     entries: Vec<(AuditEntry, String)>,
 }
 
-fn html(status: StatusCode, page: impl Template) -> Response {
+pub(super) fn html(status: StatusCode, page: impl Template) -> Response {
     match page.render() {
         Ok(text) => (status, Html(text)).into_response(),
         Err(error) => (
@@ -296,6 +334,18 @@ pub async fn rules(
     Extension(principal): Extension<Principal>,
     RawQuery(query): RawQuery,
 ) -> Response {
+    html(
+        StatusCode::OK,
+        rules_page(&service, &principal, query.as_deref()),
+    )
+}
+
+/// The rules page, answering the tester's `query` when it asks.
+pub(super) fn rules_page(
+    service: &Service,
+    principal: &Principal,
+    query: Option<&str>,
+) -> RulesPage {
     let fields: BTreeMap<String, String> =
         form_urlencoded::parse(query.unwrap_or_default().as_bytes())
             .into_owned()
@@ -311,38 +361,53 @@ pub async fn rules(
         pattern: field("pattern"),
         priority: field("priority"),
     };
-    let (mut answer, mut problem) = (None, None);
-    if !question.address.trim().is_empty() {
-        let asked = RouteQuestion {
-            address: question.address.clone(),
-            kind: Some(question.kind.clone()),
-            server: Some(question.server.clone()),
-            pattern: Some(question.pattern.clone()),
-            priority: Some(question.priority.clone()),
-        };
-        match question_rules(&service, &asked) {
-            Ok(rules) => {
-                match service.with_core(|core| explain(core, asked.address.trim(), &rules)) {
-                    Ok(found) => answer = Some(found),
-                    Err(error) => problem = Some(error.to_string()),
-                }
-            }
-            Err(bad) => problem = Some(bad),
-        }
-    }
+    let (answer, problem) = test_route(service, &question);
+    let config = service.config();
     let view = |rules: &[crate::component::wit::Rule]| rules.iter().map(RuleView::from).collect();
-    let page = RulesPage {
-        who: Who::from(&principal),
+    RulesPage {
+        who: Who::from(principal),
         section: "rules",
         question,
         answer,
         problem,
         tables: vec![
-            ("Exchange rules", view(&service.config.rules)),
-            ("Telephony rules", view(&service.config.telephony_rules)),
+            RuleTable {
+                title: "Exchange rules",
+                kind: "exchange",
+                rules: view(&config.rules),
+                destinations: config.exchange.iter().map(|s| s.name.clone()).collect(),
+            },
+            RuleTable {
+                title: "Telephony rules",
+                kind: "telephony",
+                rules: view(&config.telephony_rules),
+                destinations: config.telephony.iter().map(|t| t.name.clone()).collect(),
+            },
         ],
+        adding: Fields::new(),
+        problems: Vec::new(),
+    }
+}
+
+/// The tester's answer, or the problem with its question (nothing asked: neither).
+fn test_route(service: &Service, question: &QuestionView) -> (Option<RouteAnswer>, Option<String>) {
+    if question.address.trim().is_empty() {
+        return (None, None);
+    }
+    let asked = RouteQuestion {
+        address: question.address.clone(),
+        kind: Some(question.kind.clone()),
+        server: Some(question.server.clone()),
+        pattern: Some(question.pattern.clone()),
+        priority: Some(question.priority.clone()),
     };
-    html(StatusCode::OK, page)
+    match question_rules(service, &asked) {
+        Ok(rules) => match service.with_core(|core| explain(core, asked.address.trim(), &rules)) {
+            Ok(found) => (Some(found), None),
+            Err(error) => (None, Some(error.to_string())),
+        },
+        Err(bad) => (None, Some(bad)),
+    }
 }
 
 /// `GET /connections`: by Exchange server.

@@ -93,7 +93,7 @@ pub fn rows(service: &Service, filter: &UserFilter) -> Vec<UserRow> {
 /// One mailbox's row. A record that cannot be read shows as Error with the store's
 /// sentence.
 pub fn row(service: &Service, mailbox: &Mailbox) -> UserRow {
-    let user = &mailbox.user;
+    let user = mailbox.user();
     let record = match service.adapters.store.user(&user.address) {
         Ok(record) => record.unwrap_or_default(),
         Err(error) => UserRecord {

@@ -46,7 +46,7 @@ pub struct Upcoming {
 
 /// The record at `now`.
 pub fn why(service: &Service, mailbox: &Mailbox, now: i64) -> Result<Why, CoreError> {
-    let user = &mailbox.user;
+    let user = mailbox.user();
     let cached = crate::lock::lock(&mailbox.cached).clone();
     let diversion = match &cached {
         Some((_, items)) => {
@@ -60,8 +60,8 @@ pub fn why(service: &Service, mailbox: &Mailbox, now: i64) -> Result<Why, CoreEr
     };
     let (exchange, telephony) = service.with_core(|core| {
         Ok((
-            explain(core, &user.address, &service.config.rules)?,
-            explain(core, &user.address, &service.config.telephony_rules)?,
+            explain(core, &user.address, &service.config().rules)?,
+            explain(core, &user.address, &service.config().telephony_rules)?,
         ))
     })?;
     Ok(Why {
@@ -91,7 +91,7 @@ pub fn upcoming(
         let decision = decide(service, mailbox, &items, at)?;
         if let Some(d) = decision.diversion {
             found.push(Upcoming {
-                from_local: local(service, at, &mailbox.user.zone)?,
+                from_local: local(service, at, &mailbox.user().zone)?,
                 until_local: d.until_local,
                 reason: d.reason,
             });
@@ -110,13 +110,13 @@ fn decide(
     items: &[CalendarItem],
     at: i64,
 ) -> Result<Decision, CoreError> {
-    let config = &service.config;
+    let config = service.config();
     service.with_core(|core| {
         core.decide(
             items,
             &config.policy,
             &config.triggers,
-            &mailbox.user.zone,
+            &mailbox.user().zone,
             at,
         )
     })
@@ -128,11 +128,11 @@ fn reason(
     items: &[CalendarItem],
     diversion: crate::component::wit::Diversion,
 ) -> Result<Reason, CoreError> {
-    let zone = &mailbox.user.zone;
+    let zone = &mailbox.user().zone;
     let item = items.iter().find(|i| i.id == diversion.item_id);
     let trigger = match item {
         Some(item) => service
-            .with_core(|core| core.resolve_trigger(&item.subject, &service.config.triggers))?
+            .with_core(|core| core.resolve_trigger(&item.subject, &service.config().triggers))?
             .map(|m| m.word),
         None => None,
     };

@@ -1,0 +1,428 @@
+//! The administrators' edits of the configuration, as edits of its TOML text:
+//! comments, order and everything not edited stay as written (toml_edit). The result
+//! is checked by the same [`super::ConfigSource::check`] as the file, so an edit that
+//! makes a tie, an empty trigger or an unknown server is refused with the problem
+//! named by key.
+
+use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, value};
+
+/// Which rules: the Exchange ones (`[[rule]]`) or the telephony ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleKind {
+    Exchange,
+    Telephony,
+}
+
+impl RuleKind {
+    pub fn parse(text: &str) -> Option<RuleKind> {
+        match text {
+            "exchange" => Some(RuleKind::Exchange),
+            "telephony" => Some(RuleKind::Telephony),
+            _ => None,
+        }
+    }
+
+    fn section(self) -> &'static str {
+        match self {
+            RuleKind::Exchange => "rule",
+            RuleKind::Telephony => "telephony_rule",
+        }
+    }
+
+    /// The key naming the destination (`server` or `target`).
+    fn destination(self) -> &'static str {
+        match self {
+            RuleKind::Exchange => "server",
+            RuleKind::Telephony => "target",
+        }
+    }
+}
+
+/// One change an administrator makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigEdit {
+    AddTrigger {
+        word: String,
+        reason: String,
+    },
+    RemoveTrigger {
+        word: String,
+    },
+    /// The `[policy]` the administration edits: the reason when no trigger matches,
+    /// the out-of-office one, which free/busy states divert, whether a tentative
+    /// response counts as accepted. The return time stays as written.
+    SetPolicy {
+        default_reason: String,
+        oof_reason: Option<String>,
+        divert_on: Vec<String>,
+        count_tentative: bool,
+    },
+    AddRule {
+        kind: RuleKind,
+        destination: String,
+        pattern: String,
+        priority: i32,
+    },
+    /// The `index`-th rule of that kind, counted from 0 as listed.
+    RemoveRule {
+        kind: RuleKind,
+        index: usize,
+    },
+    /// None or empty: remove it (the check then says an enabled user needs one).
+    SetIntegrationId {
+        address: String,
+        integration_id: Option<String>,
+    },
+}
+
+impl ConfigEdit {
+    /// The edit as the audit log says it (no secret is ever in an edit).
+    pub fn describe(&self) -> String {
+        match self {
+            ConfigEdit::AddTrigger { word, reason } => {
+                format!("added the trigger {word:?} → {reason}")
+            }
+            ConfigEdit::RemoveTrigger { word } => format!("removed the trigger {word:?}"),
+            ConfigEdit::SetPolicy {
+                default_reason,
+                oof_reason,
+                divert_on,
+                count_tentative,
+            } => format!(
+                "set the policy: default reason {default_reason}, out-of-office reason {}, divert on {}, tentative {}",
+                oof_reason.as_deref().unwrap_or("(none)"),
+                divert_on.join(", "),
+                if *count_tentative {
+                    "counts"
+                } else {
+                    "does not count"
+                }
+            ),
+            ConfigEdit::AddRule {
+                kind,
+                destination,
+                pattern,
+                priority,
+            } => format!(
+                "added the {} rule {pattern} → {destination} (priority {priority})",
+                kind.section().replace('_', " ")
+            ),
+            ConfigEdit::RemoveRule { kind, index } => {
+                format!("removed {}[{index}]", kind.section())
+            }
+            ConfigEdit::SetIntegrationId {
+                address,
+                integration_id,
+            } => format!(
+                "set the integration id of {address} to {}",
+                integration_id.as_deref().unwrap_or("(none)")
+            ),
+        }
+    }
+}
+
+/// Why an edit could not even be written into the text.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EditError {
+    #[error("the stored configuration is not TOML any more ({0}): restore it with calvert.toml")]
+    Unreadable(String),
+    #[error("there is no trigger {word:?}")]
+    NoTrigger { word: String },
+    #[error("there is no {section}[{index}]")]
+    NoRule { section: &'static str, index: usize },
+    #[error("there is no user {address}")]
+    NoUser { address: String },
+    #[error("[[{section}]] is not a list of tables in the stored configuration")]
+    NotAList { section: &'static str },
+}
+
+/// `text` with `edit` made.
+pub fn apply(text: &str, edit: &ConfigEdit) -> Result<String, EditError> {
+    let mut doc: DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| EditError::Unreadable(e.message().to_string()))?;
+    match edit {
+        ConfigEdit::AddTrigger { word, reason } => {
+            let mut table = Table::new();
+            table["word"] = value(word.as_str());
+            table["reason"] = value(reason.as_str());
+            list(&mut doc, "trigger")?.push(table);
+        }
+        ConfigEdit::RemoveTrigger { word } => {
+            let triggers = list(&mut doc, "trigger")?;
+            let at = (0..triggers.len()).find(|&i| {
+                triggers
+                    .get(i)
+                    .and_then(|t| t.get("word"))
+                    .and_then(|w| w.as_str())
+                    .is_some_and(|w| w == word)
+            });
+            match at {
+                Some(i) => {
+                    triggers.remove(i);
+                }
+                None => return Err(EditError::NoTrigger { word: word.clone() }),
+            }
+        }
+        ConfigEdit::SetPolicy {
+            default_reason,
+            oof_reason,
+            divert_on,
+            count_tentative,
+        } => {
+            let policy = doc
+                .entry("policy")
+                .or_insert_with(|| Item::Table(Table::new()));
+            policy["default_reason"] = value(default_reason.as_str());
+            policy["divert_on"] = value(
+                divert_on
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<toml_edit::Array>(),
+            );
+            policy["count_tentative"] = value(*count_tentative);
+            match oof_reason {
+                Some(reason) => policy["oof_reason"] = value(reason.as_str()),
+                None => {
+                    if let Some(table) = policy.as_table_like_mut() {
+                        table.remove("oof_reason");
+                    }
+                }
+            }
+        }
+        ConfigEdit::AddRule {
+            kind,
+            destination,
+            pattern,
+            priority,
+        } => {
+            let mut table = Table::new();
+            table[kind.destination()] = value(destination.as_str());
+            table["pattern"] = value(pattern.as_str());
+            table["priority"] = value(i64::from(*priority));
+            list(&mut doc, kind.section())?.push(table);
+        }
+        ConfigEdit::RemoveRule { kind, index } => {
+            let rules = list(&mut doc, kind.section())?;
+            if *index >= rules.len() {
+                return Err(EditError::NoRule {
+                    section: kind.section(),
+                    index: *index,
+                });
+            }
+            rules.remove(*index);
+        }
+        ConfigEdit::SetIntegrationId {
+            address,
+            integration_id,
+        } => {
+            let users = list(&mut doc, "user")?;
+            let user = users
+                .iter_mut()
+                .find(|u| {
+                    u.get("address")
+                        .and_then(|a| a.as_str())
+                        .is_some_and(|a| a.trim().eq_ignore_ascii_case(address))
+                })
+                .ok_or_else(|| EditError::NoUser {
+                    address: address.clone(),
+                })?;
+            match integration_id.as_deref().map(str::trim) {
+                Some(id) if !id.is_empty() => user["integration_id"] = value(id),
+                _ => {
+                    user.remove("integration_id");
+                }
+            }
+        }
+    }
+    Ok(doc.to_string())
+}
+
+/// The `[[section]]` list, made when absent.
+fn list<'a>(
+    doc: &'a mut DocumentMut,
+    section: &'static str,
+) -> Result<&'a mut ArrayOfTables, EditError> {
+    doc.entry(section)
+        .or_insert_with(|| Item::ArrayOfTables(ArrayOfTables::new()))
+        .as_array_of_tables_mut()
+        .ok_or(EditError::NotAList { section })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = r#"# Calvert at Flexi
+[service]
+zone = "Europe/Stockholm"
+
+[[rule]]
+server = "sim" # the only one
+pattern = "flexi.se"
+
+[[trigger]]
+word = "Lunch"
+reason = "LUNCH"
+
+[[user]]
+address = "Kim@flexi.se"
+integration_id = "1"
+"#;
+
+    #[test]
+    fn an_edit_keeps_comments_and_everything_else_as_written() {
+        let added = apply(
+            TEXT,
+            &ConfigEdit::AddTrigger {
+                word: "Möte".into(),
+                reason: "MEETING".into(),
+            },
+        )
+        .unwrap();
+        assert!(
+            added.starts_with("# Calvert at Flexi\n[service]"),
+            "{added}"
+        );
+        assert!(added.contains("server = \"sim\" # the only one"), "{added}");
+        let at = |needle: &str| added.find(needle).unwrap_or(usize::MAX);
+        assert!(
+            at("LUNCH") < at("MEETING") && at("MEETING") < at("[[user]]"),
+            "beside the other triggers: {added}"
+        );
+        assert!(
+            added.contains("[[trigger]]\nword = \"Möte\"\nreason = \"MEETING\""),
+            "{added}"
+        );
+        let removed = apply(
+            &added,
+            &ConfigEdit::RemoveTrigger {
+                word: "Lunch".into(),
+            },
+        )
+        .unwrap();
+        assert!(
+            !removed.contains("LUNCH") && removed.contains("MEETING"),
+            "{removed}"
+        );
+        assert!(removed.contains("# the only one"));
+        assert_eq!(
+            apply(
+                TEXT,
+                &ConfigEdit::RemoveTrigger {
+                    word: "lunch".into()
+                }
+            ),
+            Err(EditError::NoTrigger {
+                word: "lunch".into()
+            }),
+            "trigger words are removed as written"
+        );
+    }
+
+    #[test]
+    fn rules_are_added_with_their_destination_key_and_removed_by_place() {
+        let text = apply(
+            TEXT,
+            &ConfigEdit::AddRule {
+                kind: RuleKind::Telephony,
+                destination: "pbx".into(),
+                pattern: "*".into(),
+                priority: -1,
+            },
+        )
+        .unwrap();
+        assert!(
+            text.contains("[[telephony_rule]]\ntarget = \"pbx\"\npattern = \"*\"\npriority = -1"),
+            "{text}"
+        );
+        let text = apply(
+            &text,
+            &ConfigEdit::RemoveRule {
+                kind: RuleKind::Exchange,
+                index: 0,
+            },
+        )
+        .unwrap();
+        assert!(!text.contains("flexi.se\"\n\n[[trigger"), "{text}");
+        assert_eq!(
+            apply(
+                &text,
+                &ConfigEdit::RemoveRule {
+                    kind: RuleKind::Exchange,
+                    index: 0
+                }
+            ),
+            Err(EditError::NoRule {
+                section: "rule",
+                index: 0
+            })
+        );
+    }
+
+    #[test]
+    fn integration_ids_and_reasons_are_set_in_place() {
+        let text = apply(
+            TEXT,
+            &ConfigEdit::SetIntegrationId {
+                address: "kim@FLEXI.se".into(),
+                integration_id: Some(" VF-17 ".into()),
+            },
+        )
+        .unwrap();
+        assert!(
+            text.contains("address = \"Kim@flexi.se\"\nintegration_id = \"VF-17\""),
+            "{text}"
+        );
+        let cleared = apply(
+            &text,
+            &ConfigEdit::SetIntegrationId {
+                address: "kim@flexi.se".into(),
+                integration_id: Some("".into()),
+            },
+        )
+        .unwrap();
+        assert!(!cleared.contains("integration_id"), "{cleared}");
+        assert_eq!(
+            apply(
+                TEXT,
+                &ConfigEdit::SetIntegrationId {
+                    address: "eva@flexi.se".into(),
+                    integration_id: None
+                }
+            ),
+            Err(EditError::NoUser {
+                address: "eva@flexi.se".into()
+            })
+        );
+        let reasons = apply(
+            TEXT,
+            &ConfigEdit::SetPolicy {
+                default_reason: "BACK".into(),
+                oof_reason: Some("AWAY".into()),
+                divert_on: vec!["busy".into(), "oof".into()],
+                count_tentative: true,
+            },
+        )
+        .unwrap();
+        assert!(
+            reasons.contains("[policy]\ndefault_reason = \"BACK\"\ndivert_on = [\"busy\", \"oof\"]\ncount_tentative = true\noof_reason = \"AWAY\""),
+            "{reasons}"
+        );
+        let none = apply(
+            &reasons,
+            &ConfigEdit::SetPolicy {
+                default_reason: "BACK".into(),
+                oof_reason: None,
+                divert_on: vec!["busy".into()],
+                count_tentative: false,
+            },
+        )
+        .unwrap();
+        assert!(!none.contains("AWAY"), "{none}");
+        assert!(matches!(
+            apply("[x", &ConfigEdit::RemoveTrigger { word: "a".into() }),
+            Err(EditError::Unreadable(_))
+        ));
+    }
+}

@@ -1,0 +1,138 @@
+//! A live edit of the configuration: made on the stored TOML text, checked as the
+//! file is, saved durably, then applied to the running service without a restart:
+//! every mailbox gets its new settings and routes and re-decides at once (a new
+//! trigger word changes decisions now); when a route changed, the watchers restart on
+//! the new routes (a mailbox moved to another server is watched there).
+//!
+//! What a live edit cannot change (the users listed, the servers and targets, the
+//! `[service]` section) is refused with a sentence; the edits the administration
+//! offers ([`ConfigEdit`]) never touch them.
+
+use std::sync::Arc;
+
+use super::state::Service;
+use crate::config::edit::{self, ConfigEdit, EditError};
+use crate::config::{ConfigError, ServiceConfig};
+use crate::service::clock::wall_clock;
+use crate::store::StoredConfig;
+
+/// Why a live edit was not applied. Nothing changed in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconfigureError {
+    #[error(transparent)]
+    Edit(#[from] EditError),
+    /// The edited configuration fails the file's checks; the problems name keys.
+    #[error("{0}")]
+    Invalid(ConfigError),
+    #[error("{0} cannot change while Calvert runs: change calvert.toml and restart")]
+    Fixed(&'static str),
+    #[error("the configuration could not be saved: {0}")]
+    Store(String),
+    #[error("{0}")]
+    Core(String),
+}
+
+impl ReconfigureError {
+    /// The problems by key, for the form that made the edit.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        match self {
+            ReconfigureError::Invalid(ConfigError::Invalid { problems, .. }) => problems
+                .iter()
+                .map(|p| (p.key.clone(), p.message.clone()))
+                .collect(),
+            other => vec![(String::new(), other.to_string())],
+        }
+    }
+}
+
+impl Service {
+    /// Make `edit` for `who`; returns the configuration now in force.
+    pub async fn reconfigure(
+        self: &Arc<Self>,
+        edit: &ConfigEdit,
+        who: &str,
+    ) -> Result<Arc<ServiceConfig>, ReconfigureError> {
+        let _one_at_a_time = self.reconfiguring.lock().await;
+        let old = self.config();
+        let text = edit::apply(&old.source.text, edit)?;
+        let new = self
+            .with_core(|core| Ok(old.source.check(&text, core)))
+            .map_err(|e| ReconfigureError::Core(e.to_string()))?
+            .map_err(ReconfigureError::Invalid)?;
+        unchanged_parts(&old, &new)?;
+        let what = edit.describe();
+        let who = who.to_string();
+        self.durably(move |store| {
+            let file_text = match store.stored_config()? {
+                Some(stored) => stored.file_text,
+                None => String::new(),
+            };
+            store.put_config(&StoredConfig { text, file_text })?;
+            store.audit(wall_clock(), &who, &what).map(|_| ())
+        })
+        .await
+        .map_err(|e| ReconfigureError::Store(e.to_string()))?;
+        let new = Arc::new(new);
+        *crate::lock::write(&self.live_config) = new.clone();
+        let rerouted = self.hand_out(&new);
+        tracing::info!(edit = %edit.describe(), rerouted, "the configuration changed live");
+        if rerouted {
+            self.restart_watchers().await;
+        }
+        Ok(new)
+    }
+
+    /// Give every mailbox its new settings and wake it; whether any route or
+    /// enabled flag changed.
+    fn hand_out(&self, config: &ServiceConfig) -> bool {
+        let mut rerouted = false;
+        for mailbox in self.mailboxes.values() {
+            let Some(user) = config.user(&mailbox.address) else {
+                continue;
+            };
+            let before = mailbox.user();
+            rerouted |= before.exchange != user.exchange || before.enabled != user.enabled;
+            mailbox.set_user(user);
+            mailbox.wake.notify_one();
+            mailbox.deliver.notify_one();
+        }
+        rerouted
+    }
+}
+
+/// What only a restart changes must be the same.
+fn unchanged_parts(old: &ServiceConfig, new: &ServiceConfig) -> Result<(), ReconfigureError> {
+    let addresses = |c: &ServiceConfig| {
+        c.users
+            .iter()
+            .map(|u| u.address.to_ascii_lowercase())
+            .collect::<Vec<_>>()
+    };
+    if addresses(old) != addresses(new) {
+        return Err(ReconfigureError::Fixed("the list of users"));
+    }
+    let servers = |c: &ServiceConfig| {
+        c.exchange
+            .iter()
+            .map(|s| format!("{s:?}"))
+            .collect::<Vec<_>>()
+    };
+    if servers(old) != servers(new) {
+        return Err(ReconfigureError::Fixed("the Exchange servers"));
+    }
+    let targets = |c: &ServiceConfig| {
+        c.telephony
+            .iter()
+            .map(|t| format!("{t:?}"))
+            .collect::<Vec<_>>()
+    };
+    if targets(old) != targets(new) {
+        return Err(ReconfigureError::Fixed("the telephony targets"));
+    }
+    if (old.admin_listen, &old.state_dir, old.cache_bytes)
+        != (new.admin_listen, &new.state_dir, new.cache_bytes)
+    {
+        return Err(ReconfigureError::Fixed("the [service] section"));
+    }
+    Ok(())
+}
