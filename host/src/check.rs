@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::component::wit::{CalendarItem, DecidePolicy, Decision, Trigger};
 use crate::component::{CoreError, CoreInstance};
-use crate::ews::client::{ClientError, EwsClient};
+use crate::ews::client::{ClientError, Credentials, EwsClient};
 use crate::ews::request::Mailbox;
 use crate::ews::response::EwsAction;
 
@@ -35,6 +35,66 @@ pub enum CheckError {
     NoMailbox { mailbox: String, url: String },
     #[error(transparent)]
     Core(#[from] CoreError),
+}
+
+/// Where Autodiscover and its redirects may lead, for [`ews_url`].
+#[derive(Debug, Clone, Default)]
+pub struct Discovery<'a> {
+    pub ca_bundle: Option<&'a std::path::Path>,
+    pub autodiscover_hosts: &'a [String],
+    pub plain_http_hosts: &'a [String],
+    /// An endpoint to ask instead of the domain's usual ones.
+    pub endpoint: Option<&'a str>,
+}
+
+/// The EWS URL: `url` when configured, else the one Autodiscover finds for
+/// `mailbox` (Basic sign-in only); the error is a sentence saying what to give.
+pub async fn ews_url(
+    url: Option<&str>,
+    credentials: &Credentials,
+    discovery: &Discovery<'_>,
+    mailbox: &str,
+    timeout: std::time::Duration,
+) -> Result<String, String> {
+    let (user, password) = match (url, credentials) {
+        (Some(url), _) => return Ok(url.to_string()),
+        (None, Credentials::Basic { user, password }) => (user, password),
+        (None, Credentials::Ntlm { .. }) => {
+            return Err(
+                "give the server's URL with NTLM sign-in: Autodiscover signs in with Basic only"
+                    .into(),
+            );
+        }
+        (None, Credentials::OAuth { .. }) => {
+            return Err(
+                "give the server's URL: with OAuth, Exchange Online's EWS URL is https://outlook.office365.com/EWS/Exchange.asmx"
+                    .into(),
+            );
+        }
+    };
+    let mut discoverer = crate::ews::discovery::Discoverer::new(user, password, timeout)
+        .map_err(|e| e.to_string())?;
+    if let Some(path) = discovery.ca_bundle {
+        discoverer = discoverer.with_ca_bundle(path).map_err(|e| e.to_string())?;
+    }
+    discoverer = discoverer
+        .with_autodiscover_hosts(discovery.autodiscover_hosts)
+        .with_plain_http(discovery.plain_http_hosts);
+    if let Some(endpoint) = discovery.endpoint {
+        // An http:// endpoint given by hand opts its own host into plain http.
+        if let Ok(parsed) = reqwest::Url::parse(endpoint)
+            && parsed.scheme() == "http"
+            && let Some(host) = parsed.host_str()
+        {
+            discoverer = discoverer.with_plain_http(&[host.to_string()]);
+        }
+        discoverer = discoverer.with_endpoints(vec![endpoint.to_string()]);
+    }
+    let settings = discoverer
+        .discover(mailbox)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(settings.ews_url)
 }
 
 /// What `check` found.

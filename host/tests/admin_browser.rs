@@ -377,3 +377,49 @@ async fn trigger_words_rules_and_integration_ids_are_edited_live() {
         .shutdown(std::time::Duration::from_secs(2))
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_connection_says_it_connected_or_what_to_fix() {
+    let (world, base, (name, password)) = world().await;
+    let browser = Browser::start().await;
+    log_in(&browser, &base, &name, &password).await;
+    browser.goto(&format!("{base}/servers")).await;
+    let row = browser.text("#server-sim").await;
+    assert!(row.contains("Basic") && row.contains("calvert"), "{row}");
+    assert!(
+        !browser.source().await.contains("secret"),
+        "the password is never shown"
+    );
+    browser.click("#test-sim").await;
+    let answer = browser.text_becomes("#test-answer", "Connected to").await;
+    assert!(
+        answer.contains("read eva@flexi.se"),
+        "the first routed mailbox: {answer}"
+    );
+    browser.screenshot("servers").await;
+    browser.fill("#mailbox-sim", "kim@flexi.se").await;
+    browser.fill("#password-sim", "not the password").await;
+    browser.click("#test-sim").await;
+    let refused = browser.text_becomes("#test-answer", "refused").await;
+    assert!(
+        refused.contains("check the user name and password"),
+        "{refused}"
+    );
+    assert_eq!(browser.count("#test-answer.error").await, 1);
+    assert_eq!(
+        browser.value("#password-sim").await,
+        "",
+        "a typed password is not sent back"
+    );
+    let audit = world.service.audit_log(5);
+    assert!(
+        audit.iter().any(|e| e.what
+            == "tested the connection to sim with kim@flexi.se and a typed password: failed"),
+        "{audit:?}"
+    );
+    browser.close().await;
+    world
+        .service
+        .shutdown(std::time::Duration::from_secs(2))
+        .await;
+}

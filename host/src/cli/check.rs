@@ -255,46 +255,21 @@ fn password(file: Option<&Path>) -> Result<String, String> {
 
 /// The target's URL, or the one Autodiscover finds for the mailbox (Basic only).
 fn ews_url(runtime: &Runtime, args: &CheckArgs, target: &Target) -> Result<String, String> {
-    match (&target.url, &target.credentials) {
-        (Some(url), _) => Ok(url.clone()),
-        (None, Credentials::Basic { user, password }) => {
-            let mut discoverer = calvert::ews::discovery::Discoverer::new(
-                user,
-                password,
-                Duration::from_secs(args.timeout),
-            )
-            .map_err(|e| e.to_string())?;
-            if let Some(path) = &target.ca_bundle {
-                discoverer = discoverer.with_ca_bundle(path).map_err(|e| e.to_string())?;
-            }
-            discoverer = discoverer
-                .with_autodiscover_hosts(&target.autodiscover_hosts)
-                .with_plain_http(&target.plain_http_hosts);
-            if let Some(endpoint) = &args.autodiscover_url {
-                // An http:// endpoint given by hand opts its own host into plain http.
-                if let Ok(url) = reqwest::Url::parse(endpoint)
-                    && url.scheme() == "http"
-                    && let Some(host) = url.host_str()
-                {
-                    discoverer = discoverer.with_plain_http(&[host.to_string()]);
-                }
-                discoverer = discoverer.with_endpoints(vec![endpoint.clone()]);
-            }
-            let settings = runtime
-                .block_on(discoverer.discover(&args.mailbox))
-                .map_err(|e| e.to_string())?;
-            eprintln!(
-                "calvert: Autodiscover: {} is served by {}",
-                args.mailbox, settings.ews_url
-            );
-            Ok(settings.ews_url)
-        }
-        (None, Credentials::Ntlm { .. }) => {
-            Err("give --url with --auth ntlm: Autodiscover signs in with Basic only".into())
-        }
-        (None, _) => Err(
-            "give --url: with OAuth, Exchange Online's EWS URL is https://outlook.office365.com/EWS/Exchange.asmx"
-                .into(),
-        ),
+    let discovery = calvert::check::Discovery {
+        ca_bundle: target.ca_bundle.as_deref(),
+        autodiscover_hosts: &target.autodiscover_hosts,
+        plain_http_hosts: &target.plain_http_hosts,
+        endpoint: args.autodiscover_url.as_deref(),
+    };
+    let url = runtime.block_on(calvert::check::ews_url(
+        target.url.as_deref(),
+        &target.credentials,
+        &discovery,
+        &args.mailbox,
+        Duration::from_secs(args.timeout),
+    ))?;
+    if target.url.is_none() {
+        eprintln!("calvert: Autodiscover: {} is served by {url}", args.mailbox);
     }
+    Ok(url)
 }

@@ -33,7 +33,7 @@ mod gauges;
 mod mailbox;
 pub mod metrics;
 pub mod plan;
-pub mod reconfigure;
+mod reconfigure;
 pub mod serve;
 pub mod shutdown;
 pub mod source;

@@ -6,7 +6,7 @@
 //! [`accounts`] (passwords), `account_pages` (accounts while running), [`login`] (the login page), [`pages`] (the HTML),
 //! [`api`] (the JSON), [`users`] (the user list), [`why`] (the decision record and
 //! the diversions to come), [`route_tester`] (which server serves an address),
-//! `config_api` and `config_pages` (live edits of trigger words, the policy, rules
+//! [`servers`] (the servers and Test connection), `config_api` and `config_pages` (live edits of trigger words, the policy, rules
 //! and integration ids).
 //! Every connection is bounded by the listener's limits ([`crate::listener`]).
 
@@ -20,6 +20,7 @@ mod login;
 pub mod login_limit;
 mod pages;
 pub mod route_tester;
+mod servers;
 pub mod sessions;
 mod users;
 mod why;
@@ -70,6 +71,10 @@ fn router(service: Arc<Service>) -> axum::Router {
         .route("/restart", post(pages::restart_many))
         .route("/rules", get(pages::rules))
         .route("/rules/{what}", post(config_pages::edit_rules))
+        .route("/servers", get(servers::page))
+        .route("/servers/{name}/test", post(servers::test_page))
+        .route("/api/servers", get(servers::list))
+        .route("/api/servers/{name}/test", post(servers::test_api))
         .route("/triggers", get(config_pages::triggers))
         .route("/triggers/{what}", post(config_pages::edit_triggers))
         .route(
