@@ -238,6 +238,44 @@ pub fn apply(text: &str, edit: &ConfigEdit) -> Result<String, EditError> {
     Ok(doc.to_string())
 }
 
+/// What stands in for a secret in [`redacted`].
+pub const REDACTED: &str = "(secret: kept in calvert.toml or the store, never shown)";
+
+/// `text` with every secret written in it replaced by [`REDACTED`]: the Exchange
+/// servers' `password` and `client_secret`, the telephony targets' header values.
+/// What the administration shows and exports; names of variables and files stay.
+pub fn redacted(text: &str) -> Result<String, EditError> {
+    let mut doc: DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| EditError::Unreadable(e.message().to_string()))?;
+    if let Some(servers) = doc
+        .get_mut("exchange")
+        .and_then(Item::as_array_of_tables_mut)
+    {
+        for server in servers.iter_mut() {
+            for key in ["password", "client_secret"] {
+                if server.contains_key(key) {
+                    server[key] = value(REDACTED);
+                }
+            }
+        }
+    }
+    if let Some(targets) = doc
+        .get_mut("telephony")
+        .and_then(Item::as_array_of_tables_mut)
+    {
+        for target in targets.iter_mut() {
+            if let Some(headers) = target.get_mut("headers").and_then(Item::as_table_like_mut) {
+                let names: Vec<String> = headers.iter().map(|(k, _)| k.to_string()).collect();
+                for name in names {
+                    headers.insert(&name, value(REDACTED));
+                }
+            }
+        }
+    }
+    Ok(doc.to_string())
+}
+
 /// The `[[section]]` list, made when absent.
 fn list<'a>(
     doc: &'a mut DocumentMut,
@@ -358,6 +396,31 @@ integration_id = "1"
                 index: 0
             })
         );
+    }
+
+    #[test]
+    fn secrets_are_redacted_and_the_rest_kept() {
+        let text = r#"# site
+[[exchange]]
+name = "ews"
+password = "hunter2hunter2" # inline
+password_env = "EWS_PASSWORD"
+[[exchange]]
+name = "cloud"
+client_secret = "s3cr3t"
+[[telephony]]
+name = "pbx"
+headers = { Authorization = "Bearer abc", "X-Site" = "flexi" }
+"#;
+        let shown = redacted(text).unwrap();
+        for secret in ["hunter2hunter2", "s3cr3t", "Bearer abc", "flexi\""] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(
+            shown.contains("# site") && shown.contains("password_env = \"EWS_PASSWORD\""),
+            "{shown}"
+        );
+        assert_eq!(shown.matches(REDACTED).count(), 4, "{shown}");
     }
 
     #[test]

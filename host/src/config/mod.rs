@@ -77,11 +77,24 @@ pub struct ServiceConfig {
 /// Where a configuration came from: its text, the path that anchors relative paths,
 /// and the environment variables its check read (a live edit is checked against the
 /// same environment the service started with).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ConfigSource {
+    /// May hold secrets written in the file: shown to administrators only through
+    /// [`edit::redacted`].
     pub text: String,
     pub path: PathBuf,
     vars: std::collections::BTreeMap<String, String>,
+}
+
+/// Neither the text nor the variables' values (secrets among them) are shown.
+impl std::fmt::Debug for ConfigSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigSource")
+            .field("path", &self.path)
+            .field("text_bytes", &self.text.len())
+            .field("vars", &self.vars.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl ConfigSource {

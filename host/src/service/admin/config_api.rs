@@ -279,13 +279,17 @@ pub async fn integration_id(
     }
 }
 
-/// `GET /api/config/export`: the configuration in force as TOML (comments kept).
+/// `GET /api/config/export`: the configuration in force as TOML (comments kept),
+/// every secret written in it redacted.
 pub async fn export(State(service): State<Arc<Service>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/toml; charset=utf-8")],
-        service.config().source.text.clone(),
-    )
-        .into_response()
+    match crate::config::edit::redacted(&service.config().source.text) {
+        Ok(text) => (
+            [(header::CONTENT_TYPE, "application/toml; charset=utf-8")],
+            text,
+        )
+            .into_response(),
+        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, format!("{error}\n")).into_response(),
+    }
 }
 
 #[cfg(test)]
