@@ -22,6 +22,7 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tower_service::Service as _;
 
 /// Connections a listener holds open at most (each of the admin and push listeners).
@@ -60,12 +61,14 @@ pub struct Connection {
 
 /// Serve `app` on `listener` within `limits` until `stop` completes; then finish the
 /// requests in flight (each within its timeout) and return. Connections refused at
-/// the limit are counted in `refused`.
+/// the limit are counted in `refused`. With `tls`, every connection is TLS first (its
+/// handshake within the header deadline).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
     refused: Counter,
+    tls: Option<TlsAcceptor>,
     stop: impl Future<Output = ()>,
 ) {
     let permits = Arc::new(Semaphore::new(limits.connections));
@@ -84,7 +87,16 @@ pub async fn serve(
                     };
                     let Ok(local) = stream.local_addr() else { continue };
                     let at = Connection { local, peer };
-                    connections.spawn(connection(stream, at, app.clone(), limits, closed.clone(), permit));
+                    let (app, closed) = (app.clone(), closed.clone());
+                    match tls.clone() {
+                        None => connections.spawn(connection(stream, at, app, limits, closed, permit)),
+                        Some(tls) => connections.spawn(async move {
+                            let handshake = tokio::time::timeout(limits.header_timeout, tls.accept(stream)).await;
+                            if let Ok(Ok(stream)) = handshake {
+                                connection(stream, at, app, limits, closed, permit).await;
+                            }
+                        }),
+                    };
                 }
                 Err(error) => {
                     if !is_connection_error(&error) {
@@ -128,14 +140,16 @@ fn is_connection_error(error: &std::io::Error) -> bool {
 
 /// One connection: HTTP/1 with the header deadline, each request within the request
 /// deadline; the permit is given back when the connection ends.
-async fn connection(
-    stream: TcpStream,
+async fn connection<S>(
+    stream: S,
     at: Connection,
     app: Router,
     limits: Limits,
     mut closing: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(at);
         let mut app = app.clone();

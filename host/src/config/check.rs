@@ -79,6 +79,7 @@ impl Check<'_> {
             admin_listen: service.admin_listen,
             admin_token: service.admin_token,
             admin_hosts: service.admin_hosts,
+            admin_tls: service.admin_tls,
             listener_limits: service.listener_limits,
             default_zone: service.default_zone,
             window: service.window,

@@ -46,6 +46,9 @@ pub(super) struct ServiceSection {
     pub(super) admin_token_file: Option<PathBuf>,
     /// Names besides loopback and the listening address that may appear in `Host`.
     pub(super) admin_hosts: Vec<String>,
+    /// TLS on the admin port: a PEM certificate chain and its private key.
+    pub(super) admin_tls_cert: Option<PathBuf>,
+    pub(super) admin_tls_key: Option<PathBuf>,
     /// Each HTTP listener's limits (admin and push).
     pub(super) max_connections: usize,
     pub(super) header_timeout_ms: u64,
@@ -66,6 +69,8 @@ impl Default for ServiceSection {
             admin_token_env: None,
             admin_token_file: None,
             admin_hosts: Vec::new(),
+            admin_tls_cert: None,
+            admin_tls_key: None,
             max_connections: crate::listener::MAX_CONNECTIONS,
             header_timeout_ms: crate::listener::HEADER_TIMEOUT.as_millis() as u64,
             request_timeout_ms: crate::listener::REQUEST_TIMEOUT.as_millis() as u64,

@@ -13,6 +13,7 @@
 //! `policy`, `users`, each in its own file) and collects the problems `error`
 //! reports.
 
+pub mod admin_tls;
 mod check;
 pub mod edit;
 mod error;
@@ -52,6 +53,8 @@ pub struct ServiceConfig {
     pub admin_token: Option<AdminToken>,
     /// Names the admin port answers to besides loopback and its own address (`Host`).
     pub admin_hosts: Vec<String>,
+    /// TLS on the admin port; None: plain HTTP (warned about off loopback).
+    pub admin_tls: Option<admin_tls::AdminTls>,
     /// The admin and push listeners' connection limit and timeouts.
     pub listener_limits: crate::listener::Limits,
     pub default_zone: String,

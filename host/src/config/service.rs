@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::ServiceConfig;
+use super::admin_tls::AdminTls;
 use super::check::Check;
 use super::file::ServiceSection;
 use crate::component::{CoreError, CoreInstance};
@@ -45,6 +46,7 @@ pub(super) struct ServiceSettings {
     pub(super) admin_listen: Option<SocketAddr>,
     pub(super) admin_token: Option<AdminToken>,
     pub(super) admin_hosts: Vec<String>,
+    pub(super) admin_tls: Option<AdminTls>,
     pub(super) listener_limits: Limits,
     pub(super) default_zone: String,
     pub(super) window: Duration,
@@ -63,6 +65,7 @@ impl Check<'_> {
         let admin_listen = self.admin_listen(service.admin_listen.as_deref());
         let admin_token = self.admin_token(service.admin_token_env, service.admin_token_file);
         let admin_hosts = self.admin_hosts(service.admin_hosts);
+        let admin_tls = self.admin_tls(service.admin_tls_cert, service.admin_tls_key);
         let listener_limits = self.listener_limits(
             service.max_connections,
             service.header_timeout_ms,
@@ -83,6 +86,7 @@ impl Check<'_> {
             admin_listen,
             admin_token,
             admin_hosts,
+            admin_tls,
             listener_limits,
             default_zone,
             window: Duration::from_secs(u64::from(service.window_days) * 86_400),
@@ -91,6 +95,34 @@ impl Check<'_> {
             failures_before_error: service.failures_before_error,
             cache_bytes: service.cache_mb.max(1) << 20,
         })
+    }
+
+    /// The admin port's certificate and key: both or neither, each a readable PEM file.
+    fn admin_tls(&mut self, cert: Option<PathBuf>, key: Option<PathBuf>) -> Option<AdminTls> {
+        match (cert, key) {
+            (None, None) => None,
+            (Some(_), None) => {
+                self.problem(
+                    "service.admin_tls_key",
+                    "give the certificate's private key (PEM) too",
+                );
+                None
+            }
+            (None, Some(_)) => {
+                self.problem(
+                    "service.admin_tls_cert",
+                    "give the certificate chain (PEM) the key belongs to",
+                );
+                None
+            }
+            (Some(cert), Some(key)) => match AdminTls::load(&self.path(&cert), &self.path(&key)) {
+                Ok(tls) => Some(tls),
+                Err(problem) => {
+                    self.problem(problem.key, problem.message);
+                    None
+                }
+            },
+        }
     }
 
     /// The admin listener's address; none when left empty.
@@ -216,9 +248,9 @@ impl ServiceConfig {
         let Some(addr) = self.admin_listen else {
             return warnings;
         };
-        if !addr.ip().is_loopback() {
+        if !addr.ip().is_loopback() && self.admin_tls.is_none() {
             warnings.push(format!(
-                "service.admin_listen = \"{addr}\" lets other hosts reach the admin port over plain HTTP: keep it on 127.0.0.1, or put a TLS proxy or a firewall in front"
+                "service.admin_listen = \"{addr}\" lets other hosts reach the admin port over plain HTTP: set service.admin_tls_cert and service.admin_tls_key, or keep it on 127.0.0.1"
             ));
         }
         if self.admin_token.is_none() {

@@ -113,6 +113,7 @@ pub async fn listen_within(
         app,
         limits,
         refused,
+        None,
         std::future::pending(),
     ));
     Ok(PushListener {

@@ -79,6 +79,7 @@ pub fn serve(
 pub fn first_login_text(service: &ServiceHandle) -> Option<String> {
     let (name, password) = service.first_login.as_ref()?;
     let place = match service.admin_addr {
+        Some(addr) if service.service.config().admin_tls.is_some() => format!("https://{addr}/"),
         Some(addr) => format!("http://{addr}/"),
         None => "the admin port (set service.admin_listen)".to_string(),
     };

@@ -49,7 +49,12 @@ impl CalendarSource for Empty {
 /// Start the quiet service; `token` becomes the admin token (none: no token
 /// configured), `limits` the listeners' limits (none: the defaults).
 pub async fn start(token: Option<&str>, limits: Option<Limits>) -> ServiceHandle {
-    let mut service = "admin_listen = \"127.0.0.1:0\"".to_string();
+    start_with(token, limits, "").await
+}
+
+/// [`start`] with `lines` added to `[service]`.
+pub async fn start_with(token: Option<&str>, limits: Option<Limits>, lines: &str) -> ServiceHandle {
+    let mut service = format!("admin_listen = \"127.0.0.1:0\"\n{lines}");
     let mut env = BTreeMap::new();
     if let Some(token) = token {
         service += "\nadmin_token_env = \"ADMIN_TOKEN\"";

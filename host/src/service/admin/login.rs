@@ -121,7 +121,9 @@ pub async fn submit(
         .open(id.clone(), &account.name, account.role, random_token(), now);
     tracing::info!(account = %account.name, role = account.role.name(), "an administrator logged in");
     let mut response = Redirect::to(&next).into_response();
-    if let Ok(cookie) = sessions::set_cookie(Some(&id), false).parse() {
+    if let Ok(cookie) =
+        sessions::set_cookie(Some(&id), service.config().admin_tls.is_some()).parse()
+    {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     response
@@ -138,7 +140,7 @@ pub async fn logout(State(service): State<Arc<Service>>, headers: HeaderMap) -> 
         service.admin.sessions.close(&id);
     }
     let mut response = Redirect::to("/login").into_response();
-    if let Ok(cookie) = sessions::set_cookie(None, false).parse() {
+    if let Ok(cookie) = sessions::set_cookie(None, service.config().admin_tls.is_some()).parse() {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     response

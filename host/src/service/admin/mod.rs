@@ -51,14 +51,15 @@ pub(super) async fn serve(service: Arc<Service>, listener: tokio::net::TcpListen
     let mut stop = service.shutdown.subscribe();
     let app = router(service.clone());
     let limits = service.config().listener_limits;
+    let tls = service
+        .config()
+        .admin_tls
+        .as_ref()
+        .map(|t| t.acceptor().clone());
     let refused = service.metrics.refused_connections("admin");
-    crate::listener::serve(
-        listener,
-        app,
-        limits,
-        refused,
-        async move { stop.recv().await },
-    )
+    crate::listener::serve(listener, app, limits, refused, tls, async move {
+        stop.recv().await
+    })
     .await;
 }
 
