@@ -316,6 +316,10 @@ async fn trigger_words_rules_and_integration_ids_are_edited_live() {
     browser.fill("#word", "Tandläkare").await;
     browser.click("#add-trigger button").await;
     browser.text_becomes("#trigger-rows", "DENTIST").await;
+    browser.fill("#default_event_type", "Kalenderpost").await;
+    browser.click("#event-type-form button").await;
+    browser.text("#sync").await;
+    assert_eq!(browser.value("#default_event_type").await, "Kalenderpost");
     browser.screenshot("triggers").await;
     expected.push(world::set("DENTIST", t + 1800));
     world.expect_calls("1001", &expected).await;

@@ -300,6 +300,17 @@ async fn edits_are_kept_in_the_store_across_a_restart() {
     )
     .await;
     assert_eq!(trigger.status, 200, "{trigger:?}");
+    let event_type = api(
+        &world,
+        "POST",
+        "/api/config/default-event-type",
+        "default_event_type=Kalenderpost",
+    )
+    .await;
+    assert_eq!(event_type.status, 200, "{event_type:?}");
+    let long = format!("default_event_type={}", "x".repeat(65));
+    let too_long = api(&world, "POST", "/api/config/default-event-type", &long).await;
+    assert_eq!(problem_keys(&too_long), ["sync.default_event_type"]);
     // Passivate and activate: the activation carries the new integration id.
     assert_eq!(
         api(&world, "POST", "/api/users/kim@flexi.se/passivate", "")
@@ -319,6 +330,10 @@ async fn edits_are_kept_in_the_store_across_a_restart() {
     let text = exported(&world).await;
     assert!(
         text.contains("integration_id = \"VF-17\"") && text.contains("reason = \"VACATION\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("[sync]\ndefault_event_type = \"Kalenderpost\""),
         "{text}"
     );
     let found = api(&world, "GET", "/api/users?q=VF-17", "").await;

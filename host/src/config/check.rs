@@ -38,6 +38,22 @@ impl Check<'_> {
         }
     }
 
+    /// The sync's default event type: None when absent or blank; at most 64
+    /// characters, no control characters.
+    fn default_event_type(&mut self, text: Option<String>) -> Option<String> {
+        let text = text
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())?;
+        if text.chars().count() > 64 || text.chars().any(char::is_control) {
+            self.problem(
+                "sync.default_event_type",
+                "an event type is at most 64 characters, without control characters",
+            );
+            return None;
+        }
+        Some(text)
+    }
+
     /// Check every section; the configuration is only usable when no problem was
     /// recorded.
     pub(super) fn config(
@@ -65,6 +81,7 @@ impl Check<'_> {
 
         let triggers = self.triggers(core, file.trigger)?;
         let policy = self.policy(core, file.policy)?;
+        let default_event_type = self.default_event_type(file.sync.default_event_type);
         let users = self.users(
             core,
             file.user,
@@ -94,6 +111,7 @@ impl Check<'_> {
             triggers,
             policy,
             users,
+            default_event_type,
             source: super::ConfigSource::default(),
         })
     }

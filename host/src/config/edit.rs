@@ -68,6 +68,10 @@ pub enum ConfigEdit {
         kind: RuleKind,
         index: usize,
     },
+    /// The two-way sync's default event type; None or blank removes it.
+    SetDefaultEventType {
+        event_type: Option<String>,
+    },
     /// None or empty: remove it (the check then says an enabled user needs one).
     SetIntegrationId {
         address: String,
@@ -110,6 +114,10 @@ impl ConfigEdit {
             ConfigEdit::RemoveRule { kind, index } => {
                 format!("removed {}[{index}]", kind.section())
             }
+            ConfigEdit::SetDefaultEventType { event_type } => format!(
+                "set the default event type to {}",
+                event_type.as_deref().unwrap_or("(none)")
+            ),
             ConfigEdit::SetIntegrationId {
                 address,
                 integration_id,
@@ -211,6 +219,19 @@ pub fn apply(text: &str, edit: &ConfigEdit) -> Result<String, EditError> {
                 });
             }
             rules.remove(*index);
+        }
+        ConfigEdit::SetDefaultEventType { event_type } => {
+            let sync = doc
+                .entry("sync")
+                .or_insert_with(|| Item::Table(Table::new()));
+            match event_type.as_deref().map(str::trim) {
+                Some(kind) if !kind.is_empty() => sync["default_event_type"] = value(kind),
+                _ => {
+                    if let Some(table) = sync.as_table_like_mut() {
+                        table.remove("default_event_type");
+                    }
+                }
+            }
         }
         ConfigEdit::SetIntegrationId {
             address,
@@ -487,5 +508,22 @@ headers = { Authorization = "Bearer abc", "X-Site" = "flexi" }
             apply("[x", &ConfigEdit::RemoveTrigger { word: "a".into() }),
             Err(EditError::Unreadable(_))
         ));
+        let typed = apply(
+            TEXT,
+            &ConfigEdit::SetDefaultEventType {
+                event_type: Some(" Möte ".into()),
+            },
+        )
+        .unwrap();
+        assert!(
+            typed.contains("[sync]\ndefault_event_type = \"Möte\""),
+            "{typed}"
+        );
+        let none = apply(
+            &typed,
+            &ConfigEdit::SetDefaultEventType { event_type: None },
+        )
+        .unwrap();
+        assert!(!none.contains("default_event_type"), "{none}");
     }
 }

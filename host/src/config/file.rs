@@ -33,6 +33,16 @@ pub(super) struct File {
     pub(super) policy: PolicySection,
     #[serde(default)]
     pub(super) user: Vec<UserSection>,
+    #[serde(default)]
+    pub(super) sync: SyncSection,
+}
+
+/// `[sync]`: the two-way calendar sync's settings (seed 002).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct SyncSection {
+    /// The business system's event type for events that come from Exchange.
+    pub(super) default_event_type: Option<String>,
 }
 
 /// `[service]`: where state lives, the admin address, timings.

@@ -73,6 +73,9 @@ pub struct ServiceConfig {
     pub triggers: Vec<Trigger>,
     pub policy: DecidePolicy,
     pub users: Vec<User>,
+    /// `[sync] default_event_type`: the business system's event type for events that
+    /// come from Exchange (the two-way sync, issue 12); None: the business side's own.
+    pub default_event_type: Option<String>,
     /// The text this was made from, for live edits and `calvert config export`.
     pub source: ConfigSource,
 }

@@ -101,7 +101,8 @@ fn required(fields: &Fields, key: &str, problems: &mut Vec<Problem>) -> String {
 }
 
 /// The edit `what` names (`trigger`, `trigger-remove`, `policy`, `rule`,
-/// `rule-remove`), made from its fields; every problem with them at once.
+/// `rule-remove`, `default-event-type`), made from its fields; every problem with
+/// them at once.
 pub fn edit_from(what: &str, fields: &Fields) -> Result<ConfigEdit, Vec<Problem>> {
     let mut problems = Vec::new();
     let edit = match what {
@@ -113,6 +114,9 @@ pub fn edit_from(what: &str, fields: &Fields) -> Result<ConfigEdit, Vec<Problem>
             word: fields.get("word").cloned().unwrap_or_default(),
         },
         "policy" => policy_from(fields, &mut problems),
+        "default-event-type" => ConfigEdit::SetDefaultEventType {
+            event_type: fields.get("default_event_type").cloned(),
+        },
         "rule" => rule_from(fields, &mut problems),
         "rule-remove" => {
             let kind = kind_from(fields, &mut problems);
@@ -242,7 +246,7 @@ async fn make(service: &Arc<Service>, principal: &Principal, edit: ConfigEdit) -
 }
 
 /// `POST /api/config/{what}`: `trigger`, `trigger-remove`, `policy`, `rule`,
-/// `rule-remove`.
+/// `rule-remove`, `default-event-type`.
 pub async fn edit(
     State(service): State<Arc<Service>>,
     Extension(principal): Extension<Principal>,

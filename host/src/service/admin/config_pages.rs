@@ -40,6 +40,7 @@ struct TriggersPage {
     oof_reason: String,
     states: Vec<(&'static str, bool)>,
     count_tentative: bool,
+    default_event_type: String,
     /// Which form the problems are for (`trigger` or `policy`) and the fields typed.
     form: String,
     typed: Fields,
@@ -66,6 +67,7 @@ fn triggers_page(service: &Service, principal: &Principal) -> TriggersPage {
             .map(|(name, state)| (*name, policy.divert_on.contains(state)))
             .collect(),
         count_tentative: policy.count_tentative_response,
+        default_event_type: config.default_event_type.clone().unwrap_or_default(),
         form: String::new(),
         typed: Fields::new(),
         problems: Vec::new(),
@@ -99,7 +101,8 @@ fn form_fields(headers: &HeaderMap, body: &[u8]) -> Result<Fields, Vec<Problem>>
     fields(headers, body).map_err(|p| vec![p])
 }
 
-/// `POST /triggers/{what}`: `trigger`, `trigger-remove`, `policy`.
+/// `POST /triggers/{what}`: `trigger`, `trigger-remove`, `policy`,
+/// `default-event-type`.
 pub async fn edit_triggers(
     State(service): State<Arc<Service>>,
     Extension(principal): Extension<Principal>,
@@ -107,10 +110,13 @@ pub async fn edit_triggers(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if !matches!(what.as_str(), "trigger" | "trigger-remove" | "policy") {
+    if !matches!(
+        what.as_str(),
+        "trigger" | "trigger-remove" | "policy" | "default-event-type"
+    ) {
         return (
             StatusCode::NOT_FOUND,
-            "edits here: trigger, trigger-remove, policy\n",
+            "edits here: trigger, trigger-remove, policy, default-event-type\n",
         )
             .into_response();
     }
