@@ -673,3 +673,65 @@ fn a_request_over_the_cap_is_one_sentence_from_standard_input() {
     writer.join().expect("the writer ends");
     assert_one_sentence_about_the_cap(&out);
 }
+
+/// `calvert config export` writes the configuration in force (before any start: the
+/// file as written, said so on standard error); `calvert config adopt` makes the file
+/// the configuration in force and keeps the text it replaced beside the store.
+#[test]
+fn config_export_and_adopt_work_on_the_store() {
+    let dir = std::env::temp_dir().join(format!("calvert-config-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("calvert.toml");
+    let text = |word: &str| {
+        format!(
+            "# Flexi\n[service]\nstate_dir = \"state\"\nadmin_listen = \"\"\n{}\n[[trigger]]\nword = \"{word}\"\nreason = \"X\"\n",
+            r#"
+            [[exchange]]
+            name = "mail1"
+            url = "https://mail1.flexi.se/EWS/Exchange.asmx"
+            auth = "basic"
+            user = "calvert"
+            password = "x"
+            [[rule]]
+            server = "mail1"
+            pattern = "flexi.se"
+            [[telephony]]
+            name = "log"
+            kind = "log"
+            [[telephony_rule]]
+            target = "log"
+            pattern = "*""#
+        )
+    };
+    let run = |command: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_calvert"))
+            .args(["config", command, "--config"])
+            .arg(&config)
+            .output()
+            .expect("calvert runs");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{command}: {stderr}");
+        (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+    };
+    std::fs::write(&config, text("Lunch")).unwrap();
+    let (exported, note) = run("export");
+    assert_eq!(exported, text("Lunch"));
+    assert!(note.contains("holds no configuration yet"), "{note}");
+    run("adopt");
+    std::fs::write(&config, text("Möte")).unwrap();
+    let (exported, note) = run("export");
+    assert_eq!(
+        exported,
+        text("Lunch"),
+        "the store's text is in force until adopted"
+    );
+    assert!(note.is_empty(), "{note}");
+    let (said, note) = run("adopt");
+    assert!(said.contains("is the configuration in force"), "{said}");
+    assert!(note.contains("replaced-config.toml"), "{note}");
+    let kept = std::fs::read_to_string(dir.join("state/replaced-config.toml")).unwrap();
+    assert_eq!(kept, text("Lunch"));
+    assert_eq!(run("export").0, text("Möte"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
