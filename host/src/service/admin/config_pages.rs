@@ -101,6 +101,24 @@ fn form_fields(headers: &HeaderMap, body: &[u8]) -> Result<Fields, Vec<Problem>>
     fields(headers, body).map_err(|p| vec![p])
 }
 
+/// A page form's edit `what`, made: the fields as typed (to show them again) and
+/// whether it was made.
+async fn make_from_form(
+    service: &Arc<Service>,
+    principal: &Principal,
+    what: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> (Fields, Result<(), Vec<Problem>>) {
+    match form_fields(headers, body) {
+        Ok(fields) => {
+            let outcome = make(service, principal, what, &fields).await;
+            (fields, outcome)
+        }
+        Err(problems) => (Fields::new(), Err(problems)),
+    }
+}
+
 /// `POST /triggers/{what}`: `trigger`, `trigger-remove`, `policy`,
 /// `default-event-type`.
 pub async fn edit_triggers(
@@ -120,17 +138,13 @@ pub async fn edit_triggers(
         )
             .into_response();
     }
-    let typed = form_fields(&headers, &body);
-    let outcome = match &typed {
-        Ok(fields) => make(&service, &principal, &what, fields).await,
-        Err(problems) => Err(problems.clone()),
-    };
+    let (typed, outcome) = make_from_form(&service, &principal, &what, &headers, &body).await;
     match outcome {
         Ok(()) => Redirect::to("/triggers").into_response(),
         Err(problems) => {
             let mut page = triggers_page(&service, &principal);
             page.form = what;
-            page.typed = typed.unwrap_or_default();
+            page.typed = typed;
             page.problems = problems;
             html(StatusCode::BAD_REQUEST, page)
         }
@@ -148,16 +162,12 @@ pub async fn edit_rules(
     if !matches!(what.as_str(), "rule" | "rule-remove") {
         return (StatusCode::NOT_FOUND, "edits here: rule, rule-remove\n").into_response();
     }
-    let typed = form_fields(&headers, &body);
-    let outcome = match &typed {
-        Ok(fields) => make(&service, &principal, &what, fields).await,
-        Err(problems) => Err(problems.clone()),
-    };
+    let (typed, outcome) = make_from_form(&service, &principal, &what, &headers, &body).await;
     match outcome {
         Ok(()) => Redirect::to("/rules").into_response(),
         Err(problems) => {
             let mut page = rules_page(&service, &principal, None);
-            page.adding = typed.unwrap_or_default();
+            page.adding = typed;
             page.problems = problems;
             html(StatusCode::BAD_REQUEST, page)
         }
