@@ -273,14 +273,7 @@ pub async fn page(
     State(service): State<Arc<Service>>,
     Extension(principal): Extension<Principal>,
 ) -> Response {
-    let page = ServersPage {
-        who: Who::from(&principal),
-        section: "servers",
-        servers: views(&service),
-        outcome: None,
-        problem: None,
-    };
-    html(StatusCode::OK, page)
+    servers_page(&service, &principal, Ok(None))
 }
 
 /// `POST /servers/{name}/test`: the page with the test's sentence.
@@ -291,15 +284,24 @@ pub async fn test_page(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let (outcome, problem) = match audited_test(&service, &principal, &name, &headers, &body).await
-    {
-        Ok(outcome) => (Some(outcome), None),
+    let tested = audited_test(&service, &principal, &name, &headers, &body).await;
+    servers_page(&service, &principal, tested.map(Some))
+}
+
+/// The page, with a test's outcome or the problem with what was asked.
+fn servers_page(
+    service: &Service,
+    principal: &Principal,
+    tested: Result<Option<TestOutcome>, String>,
+) -> Response {
+    let (outcome, problem) = match tested {
+        Ok(outcome) => (outcome, None),
         Err(sentence) => (None, Some(sentence)),
     };
     let page = ServersPage {
-        who: Who::from(&principal),
+        who: Who::from(principal),
         section: "servers",
-        servers: views(&service),
+        servers: views(service),
         outcome,
         problem,
     };
