@@ -319,6 +319,11 @@ mod tests {
         // Decomposed text before the match: the NFC form would say 2.
         assert_eq!(at("o\u{308} KOULUTUS"), Some(3));
         assert_eq!(at("a\u{308}a\u{308} mo\u{308}te"), Some(5));
+        // The offset can lie past the end of the NFC form, which is shorter (the fuzz
+        // target once wrongly bounded it by the NFC length).
+        let subject = "o\u{308}o\u{308}o\u{308} år";
+        assert_eq!(at(subject), Some(7));
+        assert_eq!(subject.nfc().count(), 6);
         // Inside the match: its first character as sent.
         assert_eq!(at("Nytt: mo\u{308}te"), Some(6));
         assert_eq!(at("Nytt \u{212b}r"), Some(5));
