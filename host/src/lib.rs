@@ -13,6 +13,7 @@ pub mod diversion;
 pub mod ews;
 pub mod graph;
 pub mod http_body;
+pub mod import;
 pub mod listener;
 pub mod lock;
 pub mod service;

@@ -6,6 +6,8 @@
 
 use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, value};
 
+use crate::import::rows::ImportedUser;
+
 /// Which rules: the Exchange ones (`[[rule]]`) or the telephony ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuleKind {
@@ -77,6 +79,11 @@ pub enum ConfigEdit {
         address: String,
         integration_id: Option<String>,
     },
+    /// Bulk activation: each user is added (at the end of `[[user]]`, in row order)
+    /// or, when listed already, gets the cells given and is enabled.
+    ImportUsers {
+        users: Vec<ImportedUser>,
+    },
 }
 
 impl ConfigEdit {
@@ -125,6 +132,25 @@ impl ConfigEdit {
                 "set the integration id of {address} to {}",
                 integration_id.as_deref().unwrap_or("(none)")
             ),
+            ConfigEdit::ImportUsers { users } => {
+                const NAMED: usize = 5;
+                let named: Vec<&str> = users
+                    .iter()
+                    .take(NAMED)
+                    .map(|u| u.address.as_str())
+                    .collect();
+                let more = users.len().saturating_sub(NAMED);
+                format!(
+                    "imported {} user(s) from a spreadsheet: {}{}",
+                    users.len(),
+                    named.join(", "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
+                )
+            }
         }
     }
 }
@@ -255,8 +281,53 @@ pub fn apply(text: &str, edit: &ConfigEdit) -> Result<String, EditError> {
                 }
             }
         }
+        ConfigEdit::ImportUsers { users } => import_users(&mut doc, users)?,
     }
     Ok(doc.to_string())
+}
+
+/// Every imported user into `[[user]]`: the cells given set, the user enabled.
+fn import_users(doc: &mut DocumentMut, imported: &[ImportedUser]) -> Result<(), EditError> {
+    let users = list(doc, "user")?;
+    let mut at: std::collections::BTreeMap<String, usize> = users
+        .iter()
+        .enumerate()
+        .filter_map(|(i, u)| {
+            let address = u.get("address")?.as_str()?;
+            Some((address.trim().to_ascii_lowercase(), i))
+        })
+        .collect();
+    for user in imported {
+        let key = user.address.to_ascii_lowercase();
+        let index = match at.get(&key) {
+            Some(&index) => index,
+            None => {
+                let mut table = Table::new();
+                table["address"] = value(user.address.as_str());
+                users.push(table);
+                at.insert(key, users.len() - 1);
+                users.len() - 1
+            }
+        };
+        let Some(table) = users.get_mut(index) else {
+            continue;
+        };
+        for (key, cell) in [
+            ("name", &user.name),
+            ("company", &user.company),
+            ("integration_id", &user.integration_id),
+            ("telephony_id", &user.telephony_id),
+            ("zone", &user.zone),
+        ] {
+            if let Some(text) = cell {
+                table[key] = value(text.as_str());
+            }
+        }
+        if table.contains_key("enabled") {
+            table["enabled"] = value(true);
+        }
+    }
+    Ok(())
 }
 
 /// What stands in for a secret in [`redacted`].

@@ -215,3 +215,45 @@ fn integration_ids_and_reasons_are_set_in_place() {
     .unwrap();
     assert!(!none.contains("default_event_type"), "{none}");
 }
+
+#[test]
+fn an_import_adds_new_users_in_row_order_and_enables_listed_ones() {
+    let text = TEXT.replace(
+        "integration_id = \"1\"\n",
+        "integration_id = \"1\"\nenabled = false # on leave\n",
+    );
+    let row = |row: usize, address: &str, id: &str| ImportedUser {
+        row,
+        address: address.into(),
+        integration_id: Some(id.into()),
+        ..ImportedUser::default()
+    };
+    let edit = ConfigEdit::ImportUsers {
+        users: vec![
+            row(2, "al@flexi.se", "2"),
+            ImportedUser {
+                name: Some("Kim Berg".into()),
+                ..row(3, "KIM@flexi.se", "11")
+            },
+            row(4, "bo@flexi.se", "3"),
+        ],
+    };
+    let out = apply(&text, &edit).unwrap();
+    // Kim is edited where it stands (its comment kept), the others appended in order.
+    assert!(
+        out.contains(
+            "address = \"Kim@flexi.se\"\nintegration_id = \"11\"\nenabled = true # on leave\nname = \"Kim Berg\""
+        ),
+        "{out}"
+    );
+    let at = |needle: &str| out.find(needle).unwrap_or(usize::MAX);
+    assert!(at("Kim@flexi.se") < at("al@flexi.se") && at("al@flexi.se") < at("bo@flexi.se"));
+    assert!(
+        out.contains("[[user]]\naddress = \"al@flexi.se\"\nintegration_id = \"2\"\n"),
+        "{out}"
+    );
+    assert_eq!(
+        edit.describe(),
+        "imported 3 user(s) from a spreadsheet: al@flexi.se, KIM@flexi.se, bo@flexi.se"
+    );
+}

@@ -211,6 +211,9 @@ impl Default for PolicySection {
 #[serde(deny_unknown_fields)]
 pub(super) struct UserSection {
     pub(super) address: String,
+    /// Shown and searched in the administration only.
+    pub(super) name: Option<String>,
+    pub(super) company: Option<String>,
     pub(super) integration_id: Option<String>,
     pub(super) telephony_id: Option<String>,
     pub(super) zone: Option<String>,

@@ -28,6 +28,7 @@ mod service;
 mod syntax;
 mod telephony;
 mod users;
+pub use users::is_address;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -188,6 +189,9 @@ pub struct TelephonyTarget {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub address: String,
+    /// The person's name and company, as the administration shows and searches them.
+    pub name: Option<String>,
+    pub company: Option<String>,
     pub integration_id: Option<String>,
     /// The user's id in the telephony system (the address when not given).
     pub telephony_id: String,

@@ -57,6 +57,8 @@ impl Check<'_> {
                     .filter(|t| !t.is_empty())
                     .unwrap_or_else(|| address.clone()),
                 address,
+                name: user.name.filter(|t| !t.trim().is_empty()),
+                company: user.company.filter(|t| !t.trim().is_empty()),
                 integration_id: user.integration_id.filter(|t| !t.is_empty()),
                 zone,
                 enabled: user.enabled,
@@ -66,7 +68,9 @@ impl Check<'_> {
     }
 }
 
-fn is_address(address: &str) -> bool {
+/// Whether `address` looks like an e-mail address (local part, `@`, a dotted domain,
+/// no white space).
+pub fn is_address(address: &str) -> bool {
     match address.split_once('@') {
         Some((local, domain)) => {
             !local.is_empty()

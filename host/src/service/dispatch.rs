@@ -28,7 +28,7 @@ impl Service {
             if let Err(error) = self.note_connection(&change) {
                 tracing::warn!(mailbox = %change.address(), %error, "cannot record the subscription state");
             }
-            if let Some(mailbox) = self.mailboxes.get(&change.address().to_ascii_lowercase()) {
+            if let Some(mailbox) = self.mailboxes.get(change.address()) {
                 lock(&mailbox.changed_at).get_or_insert_with(Instant::now);
                 mailbox.wake.notify_one();
             }

@@ -18,9 +18,9 @@ impl Service {
         ]
         .into_iter()
         .collect();
-        for address in self.mailboxes.keys() {
+        for mailbox in self.mailboxes.all() {
             // A record that cannot be read counts as in error: its user cannot run.
-            let status = match self.adapters.store.user(address) {
+            let status = match self.adapters.store.user(&mailbox.address) {
                 Ok(record) => record.map(|r| r.status).unwrap_or_default().name(),
                 Err(_) => "error",
             };

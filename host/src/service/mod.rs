@@ -30,10 +30,12 @@ pub mod config_start;
 mod delivery;
 mod dispatch;
 mod gauges;
+mod import;
 mod mailbox;
 pub mod metrics;
 pub mod plan;
 mod reconfigure;
+mod roster;
 pub mod serve;
 pub mod shutdown;
 pub mod source;
@@ -58,8 +60,7 @@ use metrics::Metrics;
 pub use serve::{init_logging, serve};
 use shutdown::ShutdownSwitch;
 pub use source::{CalendarSource, Change, EwsSource, SourceError};
-use state::{Mailbox, Service};
-use supervise::Job;
+use state::Service;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -109,16 +110,7 @@ impl ServiceHandle {
             adapters.store.as_ref(),
             &mut core.instance(),
         )?;
-        let mailboxes = config
-            .users
-            .iter()
-            .map(|user| {
-                (
-                    user.address.to_ascii_lowercase(),
-                    Arc::new(Mailbox::new(user)),
-                )
-            })
-            .collect();
+        let mailboxes = roster::Roster::new(&config.users);
         let admin_listen = config.admin_listen;
         let (changes, receiver) = mpsc::unbounded_channel();
         let service = Arc::new(Service {
@@ -128,6 +120,7 @@ impl ServiceHandle {
             adapters,
             metrics: Metrics::default(),
             mailboxes,
+            mailbox_tasks: Mutex::new(tokio::task::JoinSet::new()),
             shutdown: ShutdownSwitch::default(),
             delivery_backoff,
             admin: admin::AdminState::default(),
@@ -190,18 +183,24 @@ impl ServiceHandle {
         self.service.shutdown.turn();
         self.service.stop_watchers().await;
         let deadline = tokio::time::Instant::now() + grace;
-        while !self.tasks.is_empty() {
-            match tokio::time::timeout_at(deadline, self.tasks.join_next()).await {
-                Ok(Some(_)) => {}
-                Ok(None) => break,
-                Err(_) => {
-                    tracing::warn!(
-                        left = self.tasks.len(),
-                        "shutdown grace over; abandoning tasks"
-                    );
-                    self.tasks.abort_all();
-                    break;
-                }
+        // No mailbox starts after the switch turned (an import checks it under the lock).
+        let mut mailbox_tasks =
+            std::mem::take(&mut *crate::lock::lock(&self.service.mailbox_tasks));
+        wait_for(&mut mailbox_tasks, deadline).await;
+        wait_for(&mut self.tasks, deadline).await;
+    }
+}
+
+/// Wait for `tasks` to end until `deadline`, then abort what is left.
+async fn wait_for(tasks: &mut tokio::task::JoinSet<()>, deadline: tokio::time::Instant) {
+    while !tasks.is_empty() {
+        match tokio::time::timeout_at(deadline, tasks.join_next()).await {
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(_) => {
+                tracing::warn!(left = tasks.len(), "shutdown grace over; abandoning tasks");
+                tasks.abort_all();
+                break;
             }
         }
     }
@@ -214,7 +213,7 @@ fn warn_of_orphans(service: &Service) -> Result<(), ServiceError> {
         .store
         .pending_users()?
         .into_iter()
-        .filter(|a| !service.mailboxes.contains_key(a))
+        .filter(|a| !service.mailboxes.contains(a))
         .collect();
     if !orphans.is_empty() {
         tracing::warn!(users = ?orphans, "diversion calls are queued for users no longer in the configuration; add them back to deliver them");
@@ -244,9 +243,8 @@ async fn spawn_tasks(
     changes: mpsc::UnboundedReceiver<source::Change>,
 ) {
     tasks.spawn(service.clone().dispatch(changes));
-    for mailbox in service.mailboxes.values() {
-        tasks.spawn(service.clone().supervise(mailbox.clone(), Job::Mailbox));
-        tasks.spawn(service.clone().supervise(mailbox.clone(), Job::Delivery));
+    for mailbox in service.mailboxes.all() {
+        service.start_mailbox(&mailbox);
     }
     service.restart_watchers().await;
 }

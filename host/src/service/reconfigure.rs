@@ -4,8 +4,9 @@
 //! trigger word changes decisions now); when a route changed, the watchers restart on
 //! the new routes (a mailbox moved to another server is watched there).
 //!
-//! What a live edit cannot change (the users listed, the servers and targets, the
-//! `[service]` section) is refused with a sentence; the edits the administration
+//! Users may be added (an import appends them; each gets its mailbox and tasks at
+//! once). What a live edit cannot change (removing users, the servers and targets,
+//! the `[service]` section) is refused with a sentence; the edits the administration
 //! offers ([`ConfigEdit`]) never touch them.
 
 use std::sync::Arc;
@@ -54,12 +55,35 @@ impl Service {
     ) -> Result<Arc<ServiceConfig>, ReconfigureError> {
         let _one_at_a_time = self.reconfiguring.lock().await;
         let old = self.config();
+        let (text, new) = self.prepare_config(&old, edit)?;
+        self.commit_config(text, new, edit, who).await
+    }
+
+    /// `edit` made on the configuration `old` and checked: the text and what it
+    /// configures. Nothing changes. The caller holds [`Service::reconfiguring`].
+    pub(super) fn prepare_config(
+        &self,
+        old: &ServiceConfig,
+        edit: &ConfigEdit,
+    ) -> Result<(String, ServiceConfig), ReconfigureError> {
         let text = edit::apply(&old.source.text, edit)?;
         let new = self
             .with_core(|core| Ok(old.source.check(&text, core)))
             .map_err(|e| ReconfigureError::Core(e.to_string()))?
             .map_err(ReconfigureError::Invalid)?;
-        unchanged_parts(&old, &new)?;
+        unchanged_parts(old, &new)?;
+        Ok((text, new))
+    }
+
+    /// Save `text` (checked as `new`) with its audit line, then put it in force. The
+    /// caller holds [`Service::reconfiguring`].
+    pub(super) async fn commit_config(
+        self: &Arc<Self>,
+        text: String,
+        new: ServiceConfig,
+        edit: &ConfigEdit,
+        who: &str,
+    ) -> Result<Arc<ServiceConfig>, ReconfigureError> {
         let what = edit.describe();
         let who = who.to_string();
         self.durably(move |store| {
@@ -82,11 +106,17 @@ impl Service {
         Ok(new)
     }
 
-    /// Give every mailbox its new settings and wake it; whether any route or
-    /// enabled flag changed.
-    fn hand_out(&self, config: &ServiceConfig) -> bool {
+    /// Give every mailbox its new settings and wake it, and start a mailbox for each
+    /// user added; whether any route or enabled flag changed or a user was added.
+    fn hand_out(self: &Arc<Self>, config: &ServiceConfig) -> bool {
         let mut rerouted = false;
-        for mailbox in self.mailboxes.values() {
+        for user in &config.users {
+            if let Some(mailbox) = self.mailboxes.add(user) {
+                self.start_mailbox(&mailbox);
+                rerouted = true;
+            }
+        }
+        for mailbox in self.mailboxes.all() {
             let Some(user) = config.user(&mailbox.address) else {
                 continue;
             };
@@ -108,8 +138,9 @@ fn unchanged_parts(old: &ServiceConfig, new: &ServiceConfig) -> Result<(), Recon
             .map(|u| u.address.to_ascii_lowercase())
             .collect::<Vec<_>>()
     };
-    if addresses(old) != addresses(new) {
-        return Err(ReconfigureError::Fixed("the list of users"));
+    // Users are only added (by an import, at the end); removing one needs a restart.
+    if !addresses(new).starts_with(&addresses(old)) {
+        return Err(ReconfigureError::Fixed("removing users"));
     }
     let servers = |c: &ServiceConfig| {
         c.exchange

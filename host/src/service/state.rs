@@ -86,8 +86,10 @@ pub(super) struct Service {
     pub idle_cores: Mutex<Vec<CoreInstance>>,
     pub adapters: Adapters,
     pub metrics: Metrics,
-    /// By lower-cased address.
-    pub mailboxes: BTreeMap<String, Arc<Mailbox>>,
+    /// Every user's mailbox.
+    pub mailboxes: super::roster::Roster,
+    /// The mailboxes' tasks ([`Service::start_mailbox`]).
+    pub mailbox_tasks: Mutex<tokio::task::JoinSet<()>>,
     pub shutdown: ShutdownSwitch,
     /// Retries of diversion calls while the target is unavailable.
     pub delivery_backoff: Backoff,

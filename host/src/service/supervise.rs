@@ -35,6 +35,19 @@ const RESTART: Backoff = Backoff {
 };
 
 impl Service {
+    /// Start `mailbox`'s two tasks (at start, or when an import adds a user), kept in
+    /// [`Service::mailbox_tasks`] for the shutdown to wait on.
+    pub(super) fn start_mailbox(self: &Arc<Self>, mailbox: &Arc<Mailbox>) {
+        let mut tasks = crate::lock::lock(&self.mailbox_tasks);
+        // Checked under the lock the shutdown takes the tasks with: none starts after.
+        if self.shutdown.subscribe().is_shutdown() {
+            return;
+        }
+        for job in [Job::Mailbox, Job::Delivery] {
+            tasks.spawn(self.clone().supervise(mailbox.clone(), job));
+        }
+    }
+
     /// Run `job` for `mailbox` until the shutdown, restarting it after a panic.
     pub(super) async fn supervise(self: Arc<Self>, mailbox: Arc<Mailbox>, job: Job) {
         let mut shutdown = self.shutdown.subscribe();

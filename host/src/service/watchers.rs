@@ -23,7 +23,7 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Which mailboxes each server watches: the enabled users with a route, by server.
 pub(super) fn by_server(service: &Service) -> BTreeMap<String, Vec<String>> {
     let mut by_server: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for mailbox in service.mailboxes.values() {
+    for mailbox in service.mailboxes.all() {
         let user = mailbox.user();
         if let (true, Some(server)) = (user.enabled, user.exchange) {
             by_server

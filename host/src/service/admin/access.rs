@@ -13,7 +13,8 @@
 //!   redirects to `/login`, `/api/…` answers 401.
 //! - A change (any method but GET and HEAD) needs the administrator role (a viewer
 //!   gets 403) and, from a session, its CSRF token as header `X-CSRF-Token` or form
-//!   field `csrf` (else 403). The token is not needed with the bearer token: no
+//!   field `csrf`, in a urlencoded or a multipart form (a spreadsheet upload), else
+//!   403. The token is not needed with the bearer token: no
 //!   browser sends that on its own.
 
 use std::net::{IpAddr, SocketAddr};
@@ -33,6 +34,8 @@ use crate::store::Role;
 
 /// The largest form body searched for the CSRF token.
 const MAX_FORM: usize = 1 << 20;
+/// The largest multipart form read (a spreadsheet and the form's few fields).
+pub const MAX_UPLOAD: usize = crate::import::sheet::MAX_BYTES + (64 << 10);
 
 /// Why a request to a guarded route was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -211,23 +214,53 @@ async fn allowed_change(principal: &Principal, request: Request) -> Result<Reque
     if header.is_some_and(|sent| same(sent, expected)) {
         return Ok(request);
     }
-    let is_form = request
+    let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
+        .unwrap_or_default();
+    let multipart = content_type.starts_with("multipart/form-data");
+    if !multipart && !content_type.starts_with("application/x-www-form-urlencoded") {
         return Err(Refusal::MissingCsrf);
     }
     let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_FORM)
+    let cap = if multipart { MAX_UPLOAD } else { MAX_FORM };
+    let bytes = axum::body::to_bytes(body, cap)
         .await
         .map_err(|_| Refusal::MissingCsrf)?;
-    let found = form_urlencoded::parse(&bytes).any(|(k, v)| k == "csrf" && same(&v, expected));
+    let found = if multipart {
+        multipart_csrf(&parts, &bytes)
+            .await
+            .is_some_and(|v| same(&v, expected))
+    } else {
+        form_urlencoded::parse(&bytes).any(|(k, v)| k == "csrf" && same(&v, expected))
+    };
     if !found {
         return Err(Refusal::MissingCsrf);
     }
     Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+/// The `csrf` field of a multipart form, if it comes before the first file (the
+/// pages put it first, so a large upload is not read twice for it).
+async fn multipart_csrf(
+    parts: &axum::http::request::Parts,
+    bytes: &axum::body::Bytes,
+) -> Option<String> {
+    use axum::extract::FromRequest;
+    let request = Request::from_parts(parts.clone(), Body::from(bytes.clone()));
+    let mut form = axum::extract::Multipart::from_request(request, &())
+        .await
+        .ok()?;
+    while let Ok(Some(field)) = form.next_field().await {
+        if field.file_name().is_some() {
+            return None;
+        }
+        if field.name() == Some("csrf") {
+            return field.text().await.ok();
+        }
+    }
+    None
 }
 
 fn same(sent: &str, expected: &str) -> bool {

@@ -104,11 +104,11 @@ pub async fn user_why(
     State(service): State<Arc<Service>>,
     Path(address): Path<String>,
 ) -> Response {
-    let Some(mailbox) = service.mailboxes.get(&address.to_ascii_lowercase()) else {
+    let Some(mailbox) = service.mailboxes.get(&address) else {
         return AdminError::UnknownUser { address }.into_response();
     };
     let now = service.adapters.clock.now();
-    match why::why(&service, mailbox, now) {
+    match why::why(&service, &mailbox, now) {
         Ok(record) => Json(record).into_response(),
         Err(error) => AdminError::from(crate::service::ServiceError::from(error)).into_response(),
     }
@@ -125,12 +125,12 @@ pub async fn user_upcoming(
     Path(address): Path<String>,
     axum::extract::Query(days): axum::extract::Query<Days>,
 ) -> Response {
-    let Some(mailbox) = service.mailboxes.get(&address.to_ascii_lowercase()) else {
+    let Some(mailbox) = service.mailboxes.get(&address) else {
         return AdminError::UnknownUser { address }.into_response();
     };
     let days = days.days.unwrap_or(7).clamp(1, 31);
     let now = service.adapters.clock.now();
-    match why::upcoming(&service, mailbox, now, days) {
+    match why::upcoming(&service, &mailbox, now, days) {
         Ok(list) => Json(list).into_response(),
         Err(error) => AdminError::from(crate::service::ServiceError::from(error)).into_response(),
     }

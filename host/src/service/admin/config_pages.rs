@@ -183,11 +183,7 @@ pub async fn integration_id(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let Some(mailbox) = service
-        .mailboxes
-        .get(&address.to_ascii_lowercase())
-        .cloned()
-    else {
+    let Some(mailbox) = service.mailboxes.get(&address) else {
         return AdminError::UnknownUser { address }.into_response();
     };
     let typed = form_fields(&headers, &body).unwrap_or_default();

@@ -7,7 +7,7 @@
 //! [`api`] (the JSON), [`users`] (the user list), [`why`] (the decision record and
 //! the diversions to come), [`route_tester`] (which server serves an address),
 //! [`servers`] (the servers and Test connection), `config_api` and `config_pages` (live edits of trigger words, the policy, rules
-//! and integration ids).
+//! and integration ids), `import_pages` (bulk activation from a spreadsheet).
 //! Every connection is bounded by the listener's limits ([`crate::listener`]).
 
 pub mod access;
@@ -16,6 +16,7 @@ pub mod accounts;
 mod api;
 mod config_api;
 mod config_pages;
+mod import_pages;
 mod login;
 pub mod login_limit;
 mod pages;
@@ -30,6 +31,7 @@ use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
 use axum::Json;
+use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -67,6 +69,16 @@ fn router(service: Arc<Service>) -> axum::Router {
     let guarded = axum::Router::new()
         .route("/", get(pages::home))
         .route("/users", get(pages::users))
+        .route(
+            "/users/import",
+            get(import_pages::page)
+                .post(import_pages::submit)
+                .layer(DefaultBodyLimit::max(access::MAX_UPLOAD)),
+        )
+        .route(
+            "/api/users/import",
+            post(import_pages::api).layer(DefaultBodyLimit::max(access::MAX_UPLOAD)),
+        )
         .route("/users/{address}", get(pages::user))
         .route("/users/{address}/{action}", post(pages::act))
         .route("/restart", post(pages::restart_many))
@@ -131,15 +143,14 @@ async fn health(axum::extract::State(service): axum::extract::State<Arc<Service>
         .filter(|(_, count)| *count > 0)
         .map(|(status, count)| (status.to_string(), serde_json::Value::from(count)))
         .collect();
-    let restarting: Vec<&str> = service
-        .mailboxes
-        .values()
+    let mailboxes = service.mailboxes.all();
+    let restarting: Vec<&str> = mailboxes
+        .iter()
         .filter(|m| m.restarting.load(Ordering::Relaxed))
         .map(|m| m.address.as_str())
         .collect();
-    let panics: u64 = service
-        .mailboxes
-        .values()
+    let panics: u64 = mailboxes
+        .iter()
         .map(|m| u64::from(m.panics.load(Ordering::Relaxed)))
         .sum();
     match service.adapters.store.outbox_depth() {
@@ -255,13 +266,10 @@ pub(super) fn administer_as(
     Ok(status)
 }
 
-fn find<'a>(
-    service: &'a Service,
-    address: &str,
-) -> Result<&'a Arc<super::state::Mailbox>, AdminError> {
+fn find(service: &Service, address: &str) -> Result<Arc<super::state::Mailbox>, AdminError> {
     service
         .mailboxes
-        .get(&address.to_ascii_lowercase())
+        .get(address)
         .ok_or_else(|| AdminError::UnknownUser {
             address: address.to_string(),
         })

@@ -258,12 +258,12 @@ pub async fn act(
     if headers.get("hx-request").is_none() {
         return Redirect::to("/users").into_response();
     }
-    let Some(mailbox) = service.mailboxes.get(&address.to_ascii_lowercase()) else {
+    let Some(mailbox) = service.mailboxes.get(&address) else {
         return AdminError::UnknownUser { address }.into_response();
     };
     let partial = RowPartial {
         who: Who::from(&principal),
-        row: RowView::from(row(&service, mailbox)),
+        row: RowView::from(row(&service, &mailbox)),
     };
     html(StatusCode::OK, partial)
 }
@@ -307,19 +307,19 @@ pub async fn user(
     Extension(principal): Extension<Principal>,
     Path(address): Path<String>,
 ) -> Response {
-    let Some(mailbox) = service.mailboxes.get(&address.to_ascii_lowercase()) else {
+    let Some(mailbox) = service.mailboxes.get(&address) else {
         return AdminError::UnknownUser { address }.into_response();
     };
     let now = service.adapters.clock.now();
     let record =
-        why(&service, mailbox, now).and_then(|w| Ok((w, upcoming(&service, mailbox, now, 7)?)));
+        why(&service, &mailbox, now).and_then(|w| Ok((w, upcoming(&service, &mailbox, now, 7)?)));
     match record {
         Ok((why, upcoming)) => html(
             StatusCode::OK,
             UserPage {
                 who: Who::from(&principal),
                 section: "users",
-                user: row(&service, mailbox),
+                user: row(&service, &mailbox),
                 why,
                 upcoming,
             },
@@ -416,7 +416,7 @@ pub async fn connections(
     Extension(principal): Extension<Principal>,
 ) -> Response {
     let mut groups: BTreeMap<String, Vec<UserRow>> = BTreeMap::new();
-    for mailbox in service.mailboxes.values() {
+    for mailbox in &service.mailboxes.all() {
         let user = row(&service, mailbox);
         let server = user.exchange.clone().unwrap_or_else(|| "no route".into());
         groups.entry(server).or_default().push(user);

@@ -44,7 +44,8 @@ pub struct ServerView {
 fn view(service: &Service, server: &ExchangeServer) -> ServerView {
     let routed: Vec<String> = service
         .mailboxes
-        .values()
+        .all()
+        .iter()
         .filter(|m| m.user().exchange.as_deref() == Some(server.name.as_str()))
         .map(|m| m.address.clone())
         .collect();

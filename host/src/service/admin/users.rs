@@ -15,6 +15,8 @@ pub const STATUSES: [&str; 4] = ["active", "passive", "error", "not-in-use"];
 #[derive(Debug, Clone, Serialize)]
 pub struct UserRow {
     pub address: String,
+    pub name: Option<String>,
+    pub company: Option<String>,
     pub integration_id: Option<String>,
     pub telephony_id: String,
     pub zone: String,
@@ -36,7 +38,7 @@ pub struct UserRow {
 /// Which users to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserFilter {
-    /// Part of the address, integration id or telephony id (any case).
+    /// Part of the address, name, company, integration id or telephony id (any case).
     pub q: String,
     /// Statuses to show; empty: active only (the seeds' default view).
     pub statuses: BTreeSet<String>,
@@ -69,13 +71,13 @@ impl UserFilter {
 
     fn admits(&self, row: &UserRow) -> bool {
         let needle = self.q.to_lowercase();
+        let has = |text: Option<&str>| text.is_some_and(|t| t.to_lowercase().contains(&needle));
         let found = needle.is_empty()
-            || row.address.to_lowercase().contains(&needle)
-            || row.telephony_id.to_lowercase().contains(&needle)
-            || row
-                .integration_id
-                .as_deref()
-                .is_some_and(|id| id.to_lowercase().contains(&needle));
+            || has(Some(&row.address))
+            || has(Some(&row.telephony_id))
+            || has(row.name.as_deref())
+            || has(row.company.as_deref())
+            || has(row.integration_id.as_deref());
         found && self.shown().contains(row.status)
     }
 }
@@ -84,7 +86,8 @@ impl UserFilter {
 pub fn rows(service: &Service, filter: &UserFilter) -> Vec<UserRow> {
     service
         .mailboxes
-        .values()
+        .all()
+        .iter()
         .map(|mailbox| row(service, mailbox))
         .filter(|row| filter.admits(row))
         .collect()
@@ -103,6 +106,8 @@ pub fn row(service: &Service, mailbox: &Mailbox) -> UserRow {
     };
     UserRow {
         address: user.address.clone(),
+        name: user.name.clone(),
+        company: user.company.clone(),
         integration_id: user.integration_id.clone(),
         telephony_id: user.telephony_id.clone(),
         zone: user.zone.clone(),
@@ -136,6 +141,8 @@ mod tests {
     fn row(address: &str, status: &'static str, integration_id: Option<&str>) -> UserRow {
         UserRow {
             address: address.into(),
+            name: Some("Kim Berg".into()),
+            company: Some("Flexi AB".into()),
             integration_id: integration_id.map(str::to_string),
             telephony_id: "+46 8 123".into(),
             zone: "Europe/Stockholm".into(),
@@ -168,5 +175,11 @@ mod tests {
         assert!(by_address.admits(&kim));
         let by_phone = UserFilter::from_query(Some("q=8%20123&status=error"));
         assert!(by_phone.admits(&eva));
+        let by_name = UserFilter::from_query(Some("q=berg&status=active"));
+        assert!(by_name.admits(&kim));
+        let by_company = UserFilter::from_query(Some("q=FLEXI%20ab&status=active"));
+        assert!(by_company.admits(&kim));
+        let nobody = UserFilter::from_query(Some("q=Ericsson&status=active"));
+        assert!(!nobody.admits(&kim));
     }
 }
