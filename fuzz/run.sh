@@ -2,7 +2,7 @@
 # Run every cargo-fuzz target (the core's and the host's parsers) for a while, one
 # after another.
 #
-#   bash fuzz/run.sh                  # all 13 targets, 30 s each
+#   bash fuzz/run.sh                  # all 14 targets, 30 s each
 #   FUZZ_SECONDS=300 bash fuzz/run.sh decide plan_sync
 #   FUZZ_SECONDS=3600 bash fuzz/run.sh ews_reply       # one target for an hour
 #
@@ -19,7 +19,7 @@ root="$(dirname "$here")"       # cargo fuzz runs from the crate root that holds
 cd "$root"
 
 core_targets=(decide route trigger plan_sync eval_json)
-host_targets=(ews_reply ews_push autodiscover stream_splitter ntlm config telephony_read_back graph_page)
+host_targets=(ews_reply ews_push autodiscover stream_splitter ntlm config telephony_read_back graph_page sheet)
 all_targets=("${core_targets[@]}" "${host_targets[@]}")
 # The XML targets share one dictionary of EWS names (dicts/ews_xml.dict); any other
 # target uses dicts/<target>.dict when there is one.

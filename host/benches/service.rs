@@ -226,7 +226,7 @@ async fn run(mailboxes: usize, core: DecisionCore, simulator_runtime: &tokio::ru
     config.state_dir = dir.clone();
     let store = Arc::new(SledStore::open(&config.state_dir, config.cache_bytes).unwrap());
     let counter = Arc::new(Counter::default());
-    let mut adapters = Adapters::from_config(&config, store.clone()).unwrap();
+    let adapters = Adapters::from_config(&config, store.clone()).unwrap();
     adapters.targets.insert("counter".into(), counter.clone());
 
     let rss_before = rss_bytes();

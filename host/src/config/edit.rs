@@ -6,6 +6,7 @@
 
 use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, value};
 
+use super::server_edit::{self, ServerEdit, TargetEdit};
 use crate::import::rows::ImportedUser;
 
 /// Which rules: the Exchange ones (`[[rule]]`) or the telephony ones.
@@ -84,6 +85,17 @@ pub enum ConfigEdit {
     ImportUsers {
         users: Vec<ImportedUser>,
     },
+    /// An Exchange server added or changed (secrets write-only).
+    SetServer(ServerEdit),
+    /// Removed; the check refuses it while a rule still names it.
+    RemoveServer {
+        name: String,
+    },
+    /// A telephony target added or changed.
+    SetTarget(TargetEdit),
+    RemoveTarget {
+        name: String,
+    },
 }
 
 impl ConfigEdit {
@@ -132,6 +144,10 @@ impl ConfigEdit {
                 "set the integration id of {address} to {}",
                 integration_id.as_deref().unwrap_or("(none)")
             ),
+            ConfigEdit::SetServer(server) => server.describe(),
+            ConfigEdit::RemoveServer { name } => format!("removed the Exchange server {name}"),
+            ConfigEdit::SetTarget(target) => target.describe(),
+            ConfigEdit::RemoveTarget { name } => format!("removed the telephony target {name}"),
             ConfigEdit::ImportUsers { users } => {
                 const NAMED: usize = 5;
                 let named: Vec<&str> = users
@@ -166,6 +182,8 @@ pub enum EditError {
     NoRule { section: &'static str, index: usize },
     #[error("there is no user {address}")]
     NoUser { address: String },
+    #[error("there is no [[{section}]] named {name:?}")]
+    NoNamed { section: &'static str, name: String },
     #[error("[[{section}]] is not a list of tables in the stored configuration")]
     NotAList { section: &'static str },
 }
@@ -282,6 +300,12 @@ pub fn apply(text: &str, edit: &ConfigEdit) -> Result<String, EditError> {
             }
         }
         ConfigEdit::ImportUsers { users } => import_users(&mut doc, users)?,
+        ConfigEdit::SetServer(server) => server_edit::set_server(&mut doc, server)?,
+        ConfigEdit::RemoveServer { name } => server_edit::remove_named(&mut doc, "exchange", name)?,
+        ConfigEdit::SetTarget(target) => server_edit::set_target(&mut doc, target)?,
+        ConfigEdit::RemoveTarget { name } => {
+            server_edit::remove_named(&mut doc, "telephony", name)?
+        }
     }
     Ok(doc.to_string())
 }
@@ -369,7 +393,7 @@ pub fn redacted(text: &str) -> Result<String, EditError> {
 }
 
 /// The `[[section]]` list, made when absent.
-fn list<'a>(
+pub(super) fn list<'a>(
     doc: &'a mut DocumentMut,
     section: &'static str,
 ) -> Result<&'a mut ArrayOfTables, EditError> {

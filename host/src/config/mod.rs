@@ -24,6 +24,7 @@ mod fixture;
 mod policy;
 mod rules;
 mod secret;
+pub mod server_edit;
 mod service;
 mod syntax;
 mod telephony;
@@ -141,7 +142,7 @@ impl Environment for Recording<'_> {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ExchangeServer {
     pub name: String,
     /// Known EWS URL, or None when Autodiscover finds it per mailbox.
@@ -169,7 +170,7 @@ pub struct PushSettings {
     pub listen: SocketAddr,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum TelephonyKind {
     Log,
     Http {
@@ -179,7 +180,7 @@ pub enum TelephonyKind {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TelephonyTarget {
     pub name: String,
     pub kind: TelephonyKind,

@@ -122,9 +122,7 @@ fn csv(bytes: &[u8]) -> Result<Vec<SheetRow>, SheetError> {
         while text.get(byte).is_some_and(|b| matches!(b, b'\r' | b'\n')) {
             byte += 1;
         }
-        line += text
-            .get(counted_to..byte)
-            .map_or(0, |skipped| skipped.iter().filter(|&&b| b == b'\n').count());
+        line += line_breaks(text, counted_to, byte);
         counted_to = counted_to.max(byte);
         let number = line;
         if rows.len() == MAX_ROWS {
@@ -141,6 +139,18 @@ fn csv(bytes: &[u8]) -> Result<Vec<SheetRow>, SheetError> {
         rows.push(SheetRow { number, cells });
     }
     Ok(rows)
+}
+
+/// The line breaks in `text[from..to]`: LF, CRLF, or a lone CR (as the reader
+/// takes them).
+fn line_breaks(text: &[u8], from: usize, to: usize) -> usize {
+    let Some(part) = text.get(from..to) else {
+        return 0;
+    };
+    part.iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && text.get(from + i + 1) != Some(&b'\n')))
+        .count()
 }
 
 fn csv_error(error: csv::Error) -> SheetError {
@@ -255,6 +265,14 @@ mod tests {
         assert_eq!(cells(&rows)[1], ["kim@x.se", "Berg, Kim"]);
         // The blank line is skipped, and the next row is still line 4.
         assert_eq!(rows[2].number, 4);
+    }
+
+    #[test]
+    fn a_lone_carriage_return_ends_a_line_too() {
+        // Found by the fuzzer: old Mac line ends numbered two rows alike.
+        let rows = read(b"address,name\r\nkim@x.se,K\ral@x.se,A\n").unwrap();
+        let numbers: Vec<usize> = rows.iter().map(|r| r.number).collect();
+        assert_eq!(numbers, [1, 2, 3]);
     }
 
     #[test]

@@ -23,8 +23,7 @@ impl Service {
                 .user()
                 .telephony
                 .as_ref()
-                .and_then(|t| self.adapters.targets.get(t))
-                .cloned();
+                .and_then(|t| self.adapters.targets.get(t));
             let (Some(target), Some(entry)) = (&target, self.next_call(&mailbox)) else {
                 tokio::select! {
                     _ = mailbox.deliver.notified() => continue,

@@ -40,7 +40,8 @@ impl Service {
         let subscriptions: usize = self
             .adapters
             .sources
-            .values()
+            .all()
+            .iter()
             .map(|s| s.subscriptions())
             .sum();
         self.metrics.subscriptions.set(subscriptions as i64);
@@ -48,7 +49,8 @@ impl Service {
         let refused: u64 = self
             .adapters
             .sources
-            .values()
+            .all()
+            .iter()
             .map(|s| s.refused_connections())
             .sum();
         let push = self.metrics.refused_connections("push");

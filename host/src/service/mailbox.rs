@@ -177,7 +177,7 @@ impl Service {
             .as_ref()
             .and_then(|t| self.adapters.targets.get(t));
         match (source, target) {
-            (Some(source), Some(target)) => Ok((source.clone(), target.clone())),
+            (Some(source), Some(target)) => Ok((source, target)),
             _ => Err(Next::Fail(
                 "no telephony route: no [[telephony_rule]] matches this address; add one and restart the user".into(),
             )),

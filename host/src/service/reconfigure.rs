@@ -5,9 +5,10 @@
 //! the new routes (a mailbox moved to another server is watched there).
 //!
 //! Users may be added (an import appends them; each gets its mailbox and tasks at
-//! once). What a live edit cannot change (removing users, the servers and targets,
-//! the `[service]` section) is refused with a sentence; the edits the administration
-//! offers ([`ConfigEdit`]) never touch them.
+//! once). A changed Exchange server or telephony target gets a new adapter (a new
+//! password: the watchers reconnect with it). What a live edit cannot change
+//! (removing users, the `[service]` section) is refused with a sentence; the edits
+//! the administration offers ([`ConfigEdit`]) never touch them.
 
 use std::sync::Arc;
 
@@ -27,6 +28,8 @@ pub enum ReconfigureError {
     Invalid(ConfigError),
     #[error("{0} cannot change while Calvert runs: change calvert.toml and restart")]
     Fixed(&'static str),
+    #[error("the new adapter could not be made: {0}")]
+    Adapter(String),
     #[error("the configuration could not be saved: {0}")]
     Store(String),
     #[error("{0}")]
@@ -84,6 +87,8 @@ impl Service {
         edit: &ConfigEdit,
         who: &str,
     ) -> Result<Arc<ServiceConfig>, ReconfigureError> {
+        // Made before anything is saved: an adapter that cannot be made refuses the edit.
+        let changes = AdapterChanges::between(&self.config(), &new)?;
         let what = edit.describe();
         let who = who.to_string();
         self.durably(move |store| {
@@ -97,13 +102,33 @@ impl Service {
         .await
         .map_err(|e| ReconfigureError::Store(e.to_string()))?;
         let new = Arc::new(new);
+        let reconnect = self.swap_adapters(changes);
         *crate::lock::write(&self.live_config) = new.clone();
-        let rerouted = self.hand_out(&new);
+        let rerouted = self.hand_out(&new) || reconnect;
         tracing::info!(edit = %edit.describe(), rerouted, "the configuration changed live");
         if rerouted {
             self.restart_watchers().await;
         }
         Ok(new)
+    }
+
+    /// Put the adapters `changes` made in service; whether a server changed (its
+    /// watchers must reconnect).
+    fn swap_adapters(&self, changes: AdapterChanges) -> bool {
+        let reconnect = !changes.sources.is_empty() || !changes.gone_sources.is_empty();
+        for (name, source) in changes.sources {
+            self.adapters.sources.insert(name, source);
+        }
+        for name in changes.gone_sources {
+            self.adapters.sources.remove(&name);
+        }
+        for (name, target) in changes.targets {
+            self.adapters.targets.insert(name, target);
+        }
+        for name in changes.gone_targets {
+            self.adapters.targets.remove(&name);
+        }
+        reconnect
     }
 
     /// Give every mailbox its new settings and wake it, and start a mailbox for each
@@ -130,6 +155,47 @@ impl Service {
     }
 }
 
+/// The adapters a new configuration needs: new ones for the servers and targets it
+/// adds or changes, and the names of those it removes.
+#[derive(Default)]
+struct AdapterChanges {
+    sources: Vec<(String, Arc<dyn super::CalendarSource>)>,
+    gone_sources: Vec<String>,
+    targets: Vec<(String, Arc<dyn crate::diversion::DiversionTarget>)>,
+    gone_targets: Vec<String>,
+}
+
+impl AdapterChanges {
+    fn between(old: &ServiceConfig, new: &ServiceConfig) -> Result<Self, ReconfigureError> {
+        let failed = |e: super::ServiceError| ReconfigureError::Adapter(e.to_string());
+        let mut changes = AdapterChanges::default();
+        for server in new.exchange.iter().filter(|s| !old.exchange.contains(s)) {
+            let source = super::adapters::ews_source(new, server).map_err(failed)?;
+            changes.sources.push((server.name.clone(), source));
+        }
+        for target in new.telephony.iter().filter(|t| !old.telephony.contains(t)) {
+            let adapter = super::adapters::telephony_target(target).map_err(failed)?;
+            changes.targets.push((target.name.clone(), adapter));
+        }
+        let named = |name: &str, servers: &[crate::config::ExchangeServer]| {
+            servers.iter().any(|s| s.name == name)
+        };
+        changes.gone_sources = old
+            .exchange
+            .iter()
+            .filter(|s| !named(&s.name, &new.exchange))
+            .map(|s| s.name.clone())
+            .collect();
+        changes.gone_targets = old
+            .telephony
+            .iter()
+            .filter(|t| !new.telephony.iter().any(|n| n.name == t.name))
+            .map(|t| t.name.clone())
+            .collect();
+        Ok(changes)
+    }
+}
+
 /// What only a restart changes must be the same.
 fn unchanged_parts(old: &ServiceConfig, new: &ServiceConfig) -> Result<(), ReconfigureError> {
     let addresses = |c: &ServiceConfig| {
@@ -141,24 +207,6 @@ fn unchanged_parts(old: &ServiceConfig, new: &ServiceConfig) -> Result<(), Recon
     // Users are only added (by an import, at the end); removing one needs a restart.
     if !addresses(new).starts_with(&addresses(old)) {
         return Err(ReconfigureError::Fixed("removing users"));
-    }
-    let servers = |c: &ServiceConfig| {
-        c.exchange
-            .iter()
-            .map(|s| format!("{s:?}"))
-            .collect::<Vec<_>>()
-    };
-    if servers(old) != servers(new) {
-        return Err(ReconfigureError::Fixed("the Exchange servers"));
-    }
-    let targets = |c: &ServiceConfig| {
-        c.telephony
-            .iter()
-            .map(|t| format!("{t:?}"))
-            .collect::<Vec<_>>()
-    };
-    if targets(old) != targets(new) {
-        return Err(ReconfigureError::Fixed("the telephony targets"));
     }
     if (old.admin_listen, &old.state_dir, old.cache_bytes)
         != (new.admin_listen, &new.state_dir, new.cache_bytes)

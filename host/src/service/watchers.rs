@@ -44,7 +44,7 @@ impl Service {
             return;
         }
         for (server, addresses) in by_server(self) {
-            if let Some(source) = self.adapters.sources.get(&server).cloned() {
+            if let Some(source) = self.adapters.sources.get(&server) {
                 let changes = self.changes.clone();
                 let stop = watchers.switch.subscribe();
                 watchers.running.push(tokio::spawn(async move {

@@ -123,6 +123,16 @@ impl Browser {
         field.send_keys(text).await.unwrap();
     }
 
+    /// Choose the file at `path` in the file field `css` finds.
+    pub async fn attach(&self, css: &str, path: &std::path::Path) {
+        let field = self
+            .client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css}: {e}"));
+        field.send_keys(&path.display().to_string()).await.unwrap();
+    }
+
     /// Type `text` into the field `css` finds, replacing what it held, and press Enter.
     pub async fn fill_and_enter(&self, css: &str, text: &str) {
         self.fill(css, &format!("{text}\u{E007}")).await;

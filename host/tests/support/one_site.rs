@@ -84,7 +84,7 @@ pub async fn start(
     calendar: Arc<dyn CalendarSource>,
     phones: Option<Arc<dyn DiversionTarget>>,
 ) -> ServiceHandle {
-    let mut adapters = Adapters::from_config(&config, store).unwrap();
+    let adapters = Adapters::from_config(&config, store).unwrap();
     adapters.sources.insert("ews".into(), calendar);
     if let Some(phones) = phones {
         adapters.targets.insert("pbx".into(), phones);

@@ -137,7 +137,7 @@ async fn start_service(
         Notifications::Streaming => 1,
         Notifications::StreamingOnly | Notifications::Push => 600,
     });
-    let mut adapters = Adapters::from_config(&config, store).unwrap();
+    let adapters = Adapters::from_config(&config, store).unwrap();
     if notifications == Notifications::Push {
         let server = &config.exchange[0];
         let mut source = EwsSource::new(
@@ -337,6 +337,11 @@ impl World {
     }
 
     /// Wait until `address` has a subscription; its id.
+    /// The simulator's EWS URL, as calvert.toml names it.
+    pub fn ews_url(&self) -> String {
+        self._sim.ews_url()
+    }
+
     pub async fn subscribed(&self, address: &str) -> String {
         self.subscribed_anew(address, None).await
     }

@@ -6,8 +6,9 @@
 use super::ntlm_session::NtlmSession;
 use super::{ClientError, EwsClient};
 
-/// How the service account signs in.
-#[derive(Clone)]
+/// How the service account signs in. Equality compares the secrets too (a changed
+/// password is a changed server); Debug hides them.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Credentials {
     /// On-premises Exchange: a service account with the ApplicationImpersonation role.
     Basic { user: String, password: String },

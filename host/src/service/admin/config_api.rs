@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::access::Principal;
+use super::server_fields;
 use crate::config::edit::{ConfigEdit, RuleKind};
 use crate::service::reconfigure::ReconfigureError;
 use crate::service::state::Service;
@@ -101,7 +102,8 @@ fn required(fields: &Fields, key: &str, problems: &mut Vec<Problem>) -> String {
 }
 
 /// The edit `what` names (`trigger`, `trigger-remove`, `policy`, `rule`,
-/// `rule-remove`, `default-event-type`), made from its fields; every problem with
+/// `rule-remove`, `default-event-type`, `server`, `server-remove`, `target`,
+/// `target-remove`), made from its fields; every problem with
 /// them at once.
 pub fn edit_from(what: &str, fields: &Fields) -> Result<ConfigEdit, Vec<Problem>> {
     let mut problems = Vec::new();
@@ -129,6 +131,14 @@ pub fn edit_from(what: &str, fields: &Fields) -> Result<ConfigEdit, Vec<Problem>
             };
             ConfigEdit::RemoveRule { kind, index }
         }
+        "server" => ConfigEdit::SetServer(server_fields::server_from(fields, &mut problems)),
+        "server-remove" => ConfigEdit::RemoveServer {
+            name: server_fields::name_of(fields, &mut problems),
+        },
+        "target" => ConfigEdit::SetTarget(server_fields::target_from(fields, &mut problems)),
+        "target-remove" => ConfigEdit::RemoveTarget {
+            name: server_fields::name_of(fields, &mut problems),
+        },
         other => return Err(vec![problem("", format!("unknown edit {other:?}"))]),
     };
     if problems.is_empty() {
@@ -227,7 +237,9 @@ pub fn problems_of(error: &ReconfigureError) -> Vec<Problem> {
 
 fn status_of(error: &ReconfigureError) -> StatusCode {
     match error {
-        ReconfigureError::Edit(_) | ReconfigureError::Invalid(_) => StatusCode::BAD_REQUEST,
+        ReconfigureError::Edit(_) | ReconfigureError::Invalid(_) | ReconfigureError::Adapter(_) => {
+            StatusCode::BAD_REQUEST
+        }
         ReconfigureError::Fixed(_) => StatusCode::CONFLICT,
         ReconfigureError::Store(_) | ReconfigureError::Core(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
@@ -246,7 +258,8 @@ async fn make(service: &Arc<Service>, principal: &Principal, edit: ConfigEdit) -
 }
 
 /// `POST /api/config/{what}`: `trigger`, `trigger-remove`, `policy`, `rule`,
-/// `rule-remove`, `default-event-type`.
+/// `rule-remove`, `default-event-type`, `server`, `server-remove`, `target`,
+/// `target-remove`.
 pub async fn edit(
     State(service): State<Arc<Service>>,
     Extension(principal): Extension<Principal>,

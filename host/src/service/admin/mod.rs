@@ -21,6 +21,7 @@ mod login;
 pub mod login_limit;
 mod pages;
 pub mod route_tester;
+mod server_fields;
 mod servers;
 pub mod sessions;
 mod users;
