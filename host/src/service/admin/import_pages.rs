@@ -105,7 +105,8 @@ async fn read_form(mut form: Multipart) -> Result<(Vec<u8>, bool), String> {
 }
 
 /// `POST /users/import`: a multipart form with `csrf`, `sheet` (the file) and
-/// `mode` (`dry-run` or `apply`). With htmx, the answer is the result alone.
+/// `mode` (`dry-run` or `apply`). With htmx, the answer is the result alone
+/// (200, problems or not); without, the page (400 when there are problems).
 pub async fn submit(
     State(service): State<Arc<Service>>,
     Extension(principal): Extension<Principal>,
@@ -129,7 +130,8 @@ pub async fn submit(
         StatusCode::BAD_REQUEST
     };
     if headers.contains_key("hx-request") {
-        return html(status, result);
+        // htmx swaps only a 2xx answer in; the result itself says what was wrong.
+        return html(StatusCode::OK, result);
     }
     html(
         status,

@@ -22,6 +22,7 @@ pub mod login_limit;
 mod pages;
 pub mod route_tester;
 mod server_fields;
+mod server_pages;
 mod servers;
 pub mod sessions;
 mod users;
@@ -87,6 +88,7 @@ fn router(service: Arc<Service>) -> axum::Router {
         .route("/rules/{what}", post(config_pages::edit_rules))
         .route("/servers", get(servers::page))
         .route("/servers/{name}/test", post(servers::test_page))
+        .route("/servers/{what}", post(server_pages::edit))
         .route("/api/servers", get(servers::list))
         .route("/api/servers/{name}/test", post(servers::test_api))
         .route("/triggers", get(config_pages::triggers))

@@ -27,6 +27,13 @@ use crate::service::state::Service;
 #[derive(Debug, Clone, Serialize)]
 pub struct ServerView {
     pub name: String,
+    /// The sign-in kind as the file writes it (`basic`, `ntlm`, `oauth`).
+    pub auth: &'static str,
+    /// Autodiscover finds the EWS URL per mailbox.
+    pub autodiscover: bool,
+    /// OAuth: the app and its token endpoint (no secret).
+    pub client_id: Option<String>,
+    pub token_url: Option<String>,
     /// The EWS URL, or None when Autodiscover finds it per mailbox.
     pub url: Option<String>,
     pub ssl: bool,
@@ -49,13 +56,25 @@ fn view(service: &Service, server: &ExchangeServer) -> ServerView {
         .filter(|m| m.user().exchange.as_deref() == Some(server.name.as_str()))
         .map(|m| m.address.clone())
         .collect();
-    let sign_in = match server.credentials {
-        Credentials::Basic { .. } => "Basic",
-        Credentials::Ntlm { .. } => "NTLM",
-        Credentials::OAuth { .. } => "OAuth",
+    let (sign_in, auth) = match server.credentials {
+        Credentials::Basic { .. } => ("Basic", "basic"),
+        Credentials::Ntlm { .. } => ("NTLM", "ntlm"),
+        Credentials::OAuth { .. } => ("OAuth", "oauth"),
+    };
+    let (client_id, token_url) = match &server.credentials {
+        Credentials::OAuth {
+            client_id,
+            token_url,
+            ..
+        } => (Some(client_id.clone()), Some(token_url.clone())),
+        _ => (None, None),
     };
     ServerView {
         name: server.name.clone(),
+        auth,
+        autodiscover: server.url.is_none(),
+        client_id,
+        token_url,
         ssl: server
             .url
             .as_deref()
@@ -261,12 +280,15 @@ pub async fn test_api(
 
 #[derive(Template)]
 #[template(path = "servers.html")]
-struct ServersPage {
+pub(super) struct ServersPage {
     who: Who,
     section: &'static str,
     servers: Vec<ServerView>,
+    targets: Vec<super::server_pages::TargetView>,
     outcome: Option<TestOutcome>,
     problem: Option<String>,
+    /// Why an edit was refused.
+    pub problems: Vec<super::config_api::Problem>,
 }
 
 /// `GET /servers`
@@ -300,13 +322,24 @@ fn servers_page(
         Err(sentence) => (None, Some(sentence)),
     };
     let page = ServersPage {
+        outcome,
+        problem,
+        ..page_of(service, principal)
+    };
+    html(StatusCode::OK, page)
+}
+
+/// The page as the configuration now is.
+pub(super) fn page_of(service: &Service, principal: &Principal) -> ServersPage {
+    ServersPage {
         who: Who::from(principal),
         section: "servers",
         servers: views(service),
-        outcome,
-        problem,
-    };
-    html(StatusCode::OK, page)
+        targets: super::server_pages::targets(service),
+        outcome: None,
+        problem: None,
+        problems: Vec::new(),
+    }
 }
 
 #[cfg(test)]
