@@ -157,6 +157,11 @@ async fn the_decision_record_connections_and_the_route_tester_say_why() {
     let page = browser.text("main").await;
     assert!(page.contains(&record.subscription_id.unwrap()), "{page}");
     assert!(page.contains(&record.watermark.unwrap()), "{page}");
+    // The streaming group: the three mailboxes of sim share one connection.
+    assert!(
+        page.contains("sim: streaming connection 1 of 1 (3 mailboxes)"),
+        "{page}"
+    );
     browser.screenshot("connections").await;
 
     // The route tester: the rule that wins, and a tie with a rule being tried.

@@ -28,6 +28,9 @@ pub struct UserRow {
     pub last_sync: Option<String>,
     pub subscription: Option<String>,
     pub watermark: Option<String>,
+    /// The connection the mailbox is watched on (a streaming connection of its
+    /// server, or push), while it is watched.
+    pub stream_group: Option<String>,
     /// What the phone was last confirmed showing (reason and return time, UTC).
     pub diversion: Option<String>,
     pub pending_calls: usize,
@@ -118,6 +121,11 @@ pub fn row(service: &Service, mailbox: &Mailbox) -> UserRow {
             _ => None,
         },
         last_sync: record.last_sync.map(crate::diversion::utc),
+        stream_group: user
+            .exchange
+            .as_deref()
+            .and_then(|server| service.adapters.sources.get(server))
+            .and_then(|source| source.connection_group(&user.address)),
         subscription: record.subscription_id,
         watermark: record.watermark,
         diversion: record
@@ -152,6 +160,7 @@ mod tests {
             last_sync: None,
             subscription: None,
             watermark: None,
+            stream_group: None,
             diversion: None,
             pending_calls: 0,
             exchange: None,

@@ -64,6 +64,30 @@ pub struct EwsSource {
     pub listener_limits: crate::listener::Limits,
     /// Connections the push listener refused at its limit, for /metrics.
     pub(super) refused_connections: prometheus_client::metrics::counter::Counter,
+    /// Each watched mailbox's connection group, as the administration shows it.
+    groups: Mutex<HashMap<String, String>>,
+}
+
+/// The name of each group `addresses` are watched in: streaming connection k of n
+/// (at most [`GROUP_SIZE`] mailboxes each), or the push listener.
+fn group_names(server: &str, push: bool, addresses: &[String]) -> Vec<(String, String)> {
+    if push {
+        let name = format!("{server}: push ({} mailboxes)", addresses.len());
+        return addresses.iter().map(|a| (a.to_ascii_lowercase(), name.clone())).collect();
+    }
+    let groups = addresses.len().div_ceil(GROUP_SIZE);
+    addresses
+        .chunks(GROUP_SIZE)
+        .enumerate()
+        .flat_map(|(k, chunk)| {
+            let name = format!(
+                "{server}: streaming connection {} of {groups} ({} mailboxes)",
+                k + 1,
+                chunk.len()
+            );
+            chunk.iter().map(move |a| (a.to_ascii_lowercase(), name.clone()))
+        })
+        .collect()
 }
 
 /// The EWS mailbox of `address`.
@@ -74,6 +98,13 @@ pub(super) fn mailbox(address: &str) -> Mailbox {
 }
 
 impl EwsSource {
+    /// Record which group each of `addresses` is watched in (a new watch replaces
+    /// the last one's groups).
+    fn name_groups(&self, addresses: &[String]) {
+        let names = group_names(&self.name, self.push.is_some(), addresses);
+        *crate::lock::lock(&self.groups) = names.into_iter().collect();
+    }
+
     /// The server `name` at `url`, or found per mailbox by Autodiscover when `url`
     /// is None (which needs Basic sign-in).
     pub fn new(
@@ -116,6 +147,7 @@ impl EwsSource {
             push_silence: Duration::from_secs(3 * 60),
             listener_limits: crate::listener::Limits::default(),
             refused_connections: Default::default(),
+            groups: Mutex::new(HashMap::new()),
         })
     }
 
@@ -244,6 +276,7 @@ impl CalendarSource for EwsSource {
         changes: mpsc::UnboundedSender<Change>,
         stop: Shutdown,
     ) {
+        self.name_groups(&addresses);
         if let Some(settings) = self.push.clone() {
             return self.watch_push(settings, addresses, changes, stop).await;
         }
@@ -254,6 +287,12 @@ impl CalendarSource for EwsSource {
 
     fn subscriptions(&self) -> usize {
         self.subscriptions.load(Ordering::Relaxed)
+    }
+
+    fn connection_group(&self, address: &str) -> Option<String> {
+        crate::lock::lock(&self.groups)
+            .get(&address.to_ascii_lowercase())
+            .cloned()
     }
 
     fn refused_connections(&self) -> u64 {
@@ -304,6 +343,28 @@ mod tests {
     use crate::ews::response::EwsError;
 
     const URL: &str = "https://mail1.flexi.se/EWS/Exchange.asmx";
+
+    #[test]
+    fn mailboxes_are_named_by_their_streaming_connection_of_at_most_200() {
+        let addresses: Vec<String> = (0..401).map(|i| format!("U{i}@flexi.se")).collect();
+        let names: HashMap<String, String> =
+            group_names("ews1", false, &addresses).into_iter().collect();
+        assert_eq!(
+            names["u0@flexi.se"],
+            "ews1: streaming connection 1 of 3 (200 mailboxes)"
+        );
+        assert_eq!(names["u199@flexi.se"], names["u0@flexi.se"]);
+        assert_eq!(
+            names["u200@flexi.se"],
+            "ews1: streaming connection 2 of 3 (200 mailboxes)"
+        );
+        assert_eq!(
+            names["u400@flexi.se"],
+            "ews1: streaming connection 3 of 3 (1 mailboxes)"
+        );
+        let pushed = group_names("ews1", true, &addresses[..2]);
+        assert_eq!(pushed[1], ("u1@flexi.se".into(), "ews1: push (2 mailboxes)".into()));
+    }
 
     fn basic() -> Credentials {
         Credentials::Basic {

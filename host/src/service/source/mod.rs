@@ -192,6 +192,12 @@ pub trait CalendarSource: Send + Sync {
     /// Live subscriptions, for /metrics.
     fn subscriptions(&self) -> usize;
 
+    /// The connection `address` is watched on (streaming connection, push), for the
+    /// administration's Active connections; None when the backend does not say.
+    fn connection_group(&self, _address: &str) -> Option<String> {
+        None
+    }
+
     /// Connections the source's own listener (push) refused at its limit, for /metrics.
     fn refused_connections(&self) -> u64 {
         0
