@@ -353,3 +353,38 @@ async fn edits_are_kept_in_the_store_across_a_restart() {
         "the file is unchanged; the edits are in the store"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_row_is_edited_live_and_a_bad_zone_is_refused_by_key() {
+    let world = World::start().await;
+    world.subscribed("kim@flexi.se").await;
+    let refused = api(
+        &world,
+        "POST",
+        "/api/users/kim@flexi.se/edit",
+        "name=Kim+Berg&integration_id=1&telephony_id=1001&zone=Mars%2FOlympus",
+    )
+    .await;
+    assert_eq!(problem_keys(&refused), ["user[0].zone"]);
+    let edited = api(
+        &world,
+        "POST",
+        "/api/users/kim@flexi.se/edit",
+        "name=Kim+Berg&company=Flexi+AB&integration_id=1&telephony_id=1009&zone=Europe%2FHelsinki",
+    )
+    .await;
+    assert_eq!(edited.status, 200, "{edited:?}");
+    // The next diversion goes to the new phone number.
+    let t = now();
+    world.exchange.put_item(
+        "kim@flexi.se",
+        SimItem::appointment("k1", "Lunch", t - 60, t + 600),
+    );
+    world.expect_calls("1009", &[set("LUNCH", t + 600)]).await;
+    let text = exported(&world).await;
+    assert!(
+        text.contains("name = \"Kim Berg\"") && text.contains("zone = \"Europe/Helsinki\""),
+        "{text}"
+    );
+    world.service.shutdown(Duration::from_secs(2)).await;
+}

@@ -7,6 +7,7 @@
 use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, value};
 
 use super::server_edit::{self, ServerEdit, TargetEdit};
+use super::user_edit::{self, UserEdit};
 use crate::import::rows::ImportedUser;
 
 /// Which rules: the Exchange ones (`[[rule]]`) or the telephony ones.
@@ -85,6 +86,8 @@ pub enum ConfigEdit {
     ImportUsers {
         users: Vec<ImportedUser>,
     },
+    /// A user's cells changed from its row's form (its enabled flag stays).
+    EditUser(UserEdit),
     /// An Exchange server added or changed (secrets write-only).
     SetServer(ServerEdit),
     /// Removed; the check refuses it while a rule still names it.
@@ -144,6 +147,7 @@ impl ConfigEdit {
                 "set the integration id of {address} to {}",
                 integration_id.as_deref().unwrap_or("(none)")
             ),
+            ConfigEdit::EditUser(user) => user.describe(),
             ConfigEdit::SetServer(server) => server.describe(),
             ConfigEdit::RemoveServer { name } => format!("removed the Exchange server {name}"),
             ConfigEdit::SetTarget(target) => target.describe(),
@@ -299,7 +303,8 @@ pub fn apply(text: &str, edit: &ConfigEdit) -> Result<String, EditError> {
                 }
             }
         }
-        ConfigEdit::ImportUsers { users } => import_users(&mut doc, users)?,
+        ConfigEdit::ImportUsers { users } => user_edit::import_users(&mut doc, users)?,
+        ConfigEdit::EditUser(user) => user_edit::edit_user(&mut doc, user)?,
         ConfigEdit::SetServer(server) => server_edit::set_server(&mut doc, server)?,
         ConfigEdit::RemoveServer { name } => server_edit::remove_named(&mut doc, "exchange", name)?,
         ConfigEdit::SetTarget(target) => server_edit::set_target(&mut doc, target)?,
@@ -308,50 +313,6 @@ pub fn apply(text: &str, edit: &ConfigEdit) -> Result<String, EditError> {
         }
     }
     Ok(doc.to_string())
-}
-
-/// Every imported user into `[[user]]`: the cells given set, the user enabled.
-fn import_users(doc: &mut DocumentMut, imported: &[ImportedUser]) -> Result<(), EditError> {
-    let users = list(doc, "user")?;
-    let mut at: std::collections::BTreeMap<String, usize> = users
-        .iter()
-        .enumerate()
-        .filter_map(|(i, u)| {
-            let address = u.get("address")?.as_str()?;
-            Some((address.trim().to_ascii_lowercase(), i))
-        })
-        .collect();
-    for user in imported {
-        let key = user.address.to_ascii_lowercase();
-        let index = match at.get(&key) {
-            Some(&index) => index,
-            None => {
-                let mut table = Table::new();
-                table["address"] = value(user.address.as_str());
-                users.push(table);
-                at.insert(key, users.len() - 1);
-                users.len() - 1
-            }
-        };
-        let Some(table) = users.get_mut(index) else {
-            continue;
-        };
-        for (key, cell) in [
-            ("name", &user.name),
-            ("company", &user.company),
-            ("integration_id", &user.integration_id),
-            ("telephony_id", &user.telephony_id),
-            ("zone", &user.zone),
-        ] {
-            if let Some(text) = cell {
-                table[key] = value(text.as_str());
-            }
-        }
-        if table.contains_key("enabled") {
-            table["enabled"] = value(true);
-        }
-    }
-    Ok(())
 }
 
 /// What stands in for a secret in [`redacted`].

@@ -28,6 +28,7 @@ pub mod server_edit;
 mod service;
 mod syntax;
 mod telephony;
+pub mod user_edit;
 mod users;
 pub use users::is_address;
 

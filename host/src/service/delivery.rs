@@ -30,7 +30,7 @@ impl Service {
                     _ = shutdown.recv() => return,
                 }
             };
-            let result = Box::pin(target.apply(&mailbox.phone, &entry)).await;
+            let result = Box::pin(target.apply(&mailbox.phone(), &entry)).await;
             match result {
                 Ok(()) => {
                     attempt = 0;

@@ -262,7 +262,7 @@ impl Service {
 
     /// Step 4: what the phone shows, when the target can tell.
     async fn observe(&self, mailbox: &Mailbox, target: &dyn DiversionTarget) -> Observation {
-        let read = target.observe(&mailbox.phone).await;
+        let read = target.observe(&mailbox.phone()).await;
         if let Err(error) = &read {
             tracing::info!(mailbox = %mailbox.address, %error, "cannot read the diversion back");
         }

@@ -26,7 +26,6 @@ pub(super) struct Mailbox {
     pub address: String,
     /// The user's settings and routes, replaced when the configuration is edited live.
     user: std::sync::RwLock<User>,
-    pub phone: Phone,
     /// Wakes the mailbox task (a change, an administrator's action).
     pub wake: Notify,
     /// Wakes the delivery task (a new call in the outbox, a restart).
@@ -53,6 +52,15 @@ impl Mailbox {
         crate::lock::read(&self.user).clone()
     }
 
+    /// The phone the user's diversions go to (its telephony id may change live).
+    pub fn phone(&self) -> Phone {
+        let user = crate::lock::read(&self.user);
+        Phone {
+            address: user.address.clone(),
+            telephony_id: user.telephony_id.clone(),
+        }
+    }
+
     /// New settings from an edited configuration.
     pub fn set_user(&self, user: &User) {
         *crate::lock::write(&self.user) = user.clone();
@@ -60,10 +68,6 @@ impl Mailbox {
 
     pub fn new(user: &User) -> Self {
         Mailbox {
-            phone: Phone {
-                address: user.address.clone(),
-                telephony_id: user.telephony_id.clone(),
-            },
             address: user.address.clone(),
             user: std::sync::RwLock::new(user.clone()),
             wake: Notify::new(),

@@ -296,6 +296,24 @@ pub async fn integration_id(
     }
 }
 
+/// `POST /api/users/{address}/edit` with `name`, `company`, `integration_id`,
+/// `telephony_id`, `zone` (each empty or left out: removed).
+pub async fn edit_user(
+    State(service): State<Arc<Service>>,
+    Extension(principal): Extension<Principal>,
+    Path(address): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    match fields(&headers, &body) {
+        Ok(fields) => {
+            let edit = super::config_pages::user_edit(&address, &fields);
+            make(&service, &principal, edit).await
+        }
+        Err(problem) => refused(StatusCode::BAD_REQUEST, vec![problem]),
+    }
+}
+
 /// `GET /api/config/export`: the configuration in force as TOML (comments kept),
 /// every secret written in it redacted.
 pub async fn export(State(service): State<Arc<Service>>) -> Response {

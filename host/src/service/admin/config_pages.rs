@@ -19,6 +19,7 @@ use super::pages::{RowPartial, RowView, Who, html, rules_page};
 use super::users::row;
 use crate::component::wit::{FreeBusy, Trigger};
 use crate::config::edit::ConfigEdit;
+use crate::config::user_edit::UserEdit;
 use crate::service::state::Service;
 
 /// The free/busy states a policy may divert on, as the file names them.
@@ -219,4 +220,47 @@ pub async fn integration_id(
             row: view,
         },
     )
+}
+
+/// The row's form: its cells as typed (empty removes the key).
+pub fn user_edit(address: &str, fields: &Fields) -> ConfigEdit {
+    let text = |key: &str| {
+        fields
+            .get(key)
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    ConfigEdit::EditUser(UserEdit {
+        address: address.to_string(),
+        name: text("name"),
+        company: text("company"),
+        integration_id: text("integration_id"),
+        telephony_id: text("telephony_id"),
+        zone: text("zone"),
+    })
+}
+
+/// `POST /users/{address}/edit`: the row's form; the user's page again, with the
+/// problems by key when refused (nothing changed).
+pub async fn edit_user(
+    State(service): State<Arc<Service>>,
+    Extension(principal): Extension<Principal>,
+    Path(address): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(mailbox) = service.mailboxes.get(&address) else {
+        return AdminError::UnknownUser { address }.into_response();
+    };
+    let problems = match form_fields(&headers, &body) {
+        Ok(fields) => {
+            let edit = user_edit(&mailbox.address, &fields);
+            match service.reconfigure(&edit, &principal.name).await {
+                Ok(_) => Vec::new(),
+                Err(error) => problems_of(&error),
+            }
+        }
+        Err(problems) => problems,
+    };
+    super::pages::user_page(&service, &principal, mailbox.address.clone(), problems)
 }

@@ -97,6 +97,8 @@ fn router(service: Arc<Service>) -> axum::Router {
             "/users/{address}/integration-id",
             post(config_pages::integration_id),
         )
+        .route("/users/{address}/edit", post(config_pages::edit_user))
+        .route("/api/users/{address}/edit", post(config_api::edit_user))
         .route("/connections", get(pages::connections))
         .route("/audit", get(pages::audit))
         .route(

@@ -110,6 +110,8 @@ struct UserPage {
     user: UserRow,
     why: Why,
     upcoming: Vec<Upcoming>,
+    /// Why an edit of the row was refused.
+    problems: Vec<Problem>,
 }
 
 /// The tester's fields as typed, to show them again.
@@ -307,21 +309,37 @@ pub async fn user(
     Extension(principal): Extension<Principal>,
     Path(address): Path<String>,
 ) -> Response {
+    user_page(&service, &principal, address, Vec::new())
+}
+
+/// A user's page, with the problems of a refused edit of its row (400) if any.
+pub(super) fn user_page(
+    service: &Service,
+    principal: &Principal,
+    address: String,
+    problems: Vec<Problem>,
+) -> Response {
+    let status = if problems.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
     let Some(mailbox) = service.mailboxes.get(&address) else {
         return AdminError::UnknownUser { address }.into_response();
     };
     let now = service.adapters.clock.now();
     let record =
-        why(&service, &mailbox, now).and_then(|w| Ok((w, upcoming(&service, &mailbox, now, 7)?)));
+        why(service, &mailbox, now).and_then(|w| Ok((w, upcoming(service, &mailbox, now, 7)?)));
     match record {
         Ok((why, upcoming)) => html(
-            StatusCode::OK,
+            status,
             UserPage {
-                who: Who::from(&principal),
+                who: Who::from(principal),
                 section: "users",
-                user: row(&service, &mailbox),
+                user: row(service, &mailbox),
                 why,
                 upcoming,
+                problems,
             },
         ),
         Err(error) => AdminError::from(ServiceError::from(error)).into_response(),

@@ -73,7 +73,10 @@ pub struct EwsSource {
 fn group_names(server: &str, push: bool, addresses: &[String]) -> Vec<(String, String)> {
     if push {
         let name = format!("{server}: push ({} mailboxes)", addresses.len());
-        return addresses.iter().map(|a| (a.to_ascii_lowercase(), name.clone())).collect();
+        return addresses
+            .iter()
+            .map(|a| (a.to_ascii_lowercase(), name.clone()))
+            .collect();
     }
     let groups = addresses.len().div_ceil(GROUP_SIZE);
     addresses
@@ -85,7 +88,9 @@ fn group_names(server: &str, push: bool, addresses: &[String]) -> Vec<(String, S
                 k + 1,
                 chunk.len()
             );
-            chunk.iter().map(move |a| (a.to_ascii_lowercase(), name.clone()))
+            chunk
+                .iter()
+                .map(move |a| (a.to_ascii_lowercase(), name.clone()))
         })
         .collect()
 }
@@ -363,7 +368,10 @@ mod tests {
             "ews1: streaming connection 3 of 3 (1 mailboxes)"
         );
         let pushed = group_names("ews1", true, &addresses[..2]);
-        assert_eq!(pushed[1], ("u1@flexi.se".into(), "ews1: push (2 mailboxes)".into()));
+        assert_eq!(
+            pushed[1],
+            ("u1@flexi.se".into(), "ews1: push (2 mailboxes)".into())
+        );
     }
 
     fn basic() -> Credentials {
