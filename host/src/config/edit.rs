@@ -353,6 +353,16 @@ pub fn redacted(text: &str) -> Result<String, EditError> {
     Ok(doc.to_string())
 }
 
+/// Set `key` in `table` to `new`, keeping the comment and spacing the old value had
+/// (`enabled = false # on leave` stays commented).
+pub(super) fn set_value(table: &mut Table, key: &str, new: impl Into<toml_edit::Value>) {
+    let mut new: toml_edit::Value = new.into();
+    if let Some(old) = table.get(key).and_then(Item::as_value) {
+        *new.decor_mut() = old.decor().clone();
+    }
+    table[key] = Item::Value(new);
+}
+
 /// The `[[section]]` list, made when absent.
 pub(super) fn list<'a>(
     doc: &'a mut DocumentMut,

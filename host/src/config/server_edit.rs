@@ -6,7 +6,7 @@
 
 use toml_edit::{DocumentMut, Table, value};
 
-use super::edit::{EditError, list};
+use super::edit::{EditError, list, set_value};
 
 /// An Exchange server as the Servers page edits it: added when no server has the
 /// name, else changed in place. Empty texts remove their key.
@@ -102,7 +102,7 @@ fn named<'a>(
         Some(at) => at,
         None => {
             let mut table = Table::new();
-            table["name"] = value(name);
+            set_value(&mut table, "name", name);
             tables.push(table);
             tables.len() - 1
         }
@@ -116,14 +116,14 @@ fn text_or_remove(table: &mut Table, key: &str, text: &str) {
     if text.is_empty() {
         table.remove(key);
     } else {
-        table[key] = value(text);
+        set_value(table, key, text);
     }
 }
 
 /// A secret typed: set literally, the other ways to give it removed.
 fn replace_secret(table: &mut Table, key: &str, secret: Option<&String>) {
     if let Some(secret) = secret {
-        table[key] = value(secret.as_str());
+        set_value(table, key, secret.as_str());
         table.remove(&format!("{key}_env"));
         table.remove(&format!("{key}_file"));
     }
@@ -135,9 +135,9 @@ pub(super) fn set_server(doc: &mut DocumentMut, edit: &ServerEdit) -> Result<(),
     let is_url = address.starts_with("https://") || address.starts_with("http://");
     text_or_remove(table, "url", if is_url { address } else { "" });
     text_or_remove(table, "host", if is_url { "" } else { address });
-    table["autodiscover"] = value(edit.autodiscover);
-    table["ssl"] = value(edit.ssl);
-    table["auth"] = value(edit.auth.trim());
+    set_value(table, "autodiscover", edit.autodiscover);
+    set_value(table, "ssl", edit.ssl);
+    set_value(table, "auth", edit.auth.trim());
     text_or_remove(table, "user", &edit.user);
     text_or_remove(table, "domain", &edit.domain);
     replace_secret(table, "password", edit.password.as_ref());
@@ -145,15 +145,15 @@ pub(super) fn set_server(doc: &mut DocumentMut, edit: &ServerEdit) -> Result<(),
     text_or_remove(table, "token_url", &edit.token_url);
     replace_secret(table, "client_secret", edit.client_secret.as_ref());
     text_or_remove(table, "push_address", &edit.push_address);
-    table["push_ssl"] = value(edit.push_ssl);
+    set_value(table, "push_ssl", edit.push_ssl);
     Ok(())
 }
 
 pub(super) fn set_target(doc: &mut DocumentMut, edit: &TargetEdit) -> Result<(), EditError> {
     let table = named(doc, "telephony", edit.name.trim())?;
-    table["kind"] = value(edit.kind.trim());
+    set_value(table, "kind", edit.kind.trim());
     text_or_remove(table, "url", &edit.url);
-    table["reads_back"] = value(edit.reads_back);
+    set_value(table, "reads_back", edit.reads_back);
     let header = edit.header.trim();
     if let (false, Some(secret)) = (header.is_empty(), &edit.header_value) {
         let headers = table

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use toml_edit::{DocumentMut, Table, value};
+use toml_edit::{DocumentMut, Table};
 
-use super::edit::{EditError, list};
+use super::edit::{EditError, list, set_value};
 use crate::import::rows::ImportedUser;
 
 /// One user's cells as its form edits them. Empty texts remove their key (so an
@@ -66,7 +66,7 @@ pub(super) fn edit_user(doc: &mut DocumentMut, edit: &UserEdit) -> Result<(), Ed
         if text.is_empty() {
             table.remove(key);
         } else {
-            table[key] = value(text);
+            set_value(table, key, text);
         }
     }
     Ok(())
@@ -92,7 +92,7 @@ pub(super) fn import_users(
             Some(&index) => index,
             None => {
                 let mut table = Table::new();
-                table["address"] = value(user.address.as_str());
+                set_value(&mut table, "address", user.address.as_str());
                 users.push(table);
                 at.insert(key, users.len() - 1);
                 users.len() - 1
@@ -109,11 +109,11 @@ pub(super) fn import_users(
             ("zone", &user.zone),
         ] {
             if let Some(text) = cell {
-                table[key] = value(text.as_str());
+                set_value(table, key, text.as_str());
             }
         }
         if table.contains_key("enabled") {
-            table["enabled"] = value(true);
+            set_value(table, "enabled", true);
         }
     }
     Ok(())
