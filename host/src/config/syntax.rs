@@ -103,6 +103,16 @@ fn distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+/// Just past the first secret word in `line` (any case), if there is one. ASCII
+/// lower-casing keeps every byte where it was, so the end is a char boundary.
+fn secret_word_end(line: &str) -> Option<usize> {
+    let lower = line.to_ascii_lowercase();
+    SECRET_WORDS
+        .iter()
+        .filter_map(|word| lower.find(word).map(|at| at + word.len()))
+        .min()
+}
+
 /// Whether the value of `key` is a secret (or the key is spelt nearly as one).
 fn is_secret_key(key: &str) -> bool {
     let key = key.trim().trim_matches(['"', '\'']);
@@ -197,6 +207,15 @@ impl<'a> Redaction<'a> {
             if range.start <= end && shown.is_char_boundary(range.start) {
                 shown.replace_range(range.start..end, REDACTED);
             }
+        }
+        // A line too broken to find its `key = value` in (a quote before the key, say)
+        // may still hold a secret: after a secret word, nothing more is shown.
+        if self.secret.get(n).is_none_or(Vec::is_empty)
+            && let Some(end) = secret_word_end(&shown)
+        {
+            shown.truncate(end);
+            shown.push(' ');
+            shown.push_str(REDACTED);
         }
         shown
     }
@@ -331,6 +350,8 @@ mod tests {
             "pasword = \"Hemligt123",
             "client_secret = \"Hemligt123\" x",
             "password = 1234567 x",
+            // Found by the fuzzer: a quote before the key hides the assignment.
+            "c v\"password = \"Hemligt123\"",
         ] {
             let text = MINIMAL.replace("password = \"x\"", broken);
             let err = error(&text);
