@@ -157,6 +157,15 @@ async fn the_decision_record_connections_and_the_route_tester_say_why() {
     let page = browser.text("main").await;
     assert!(page.contains(&record.subscription_id.unwrap()), "{page}");
     assert!(page.contains(&record.watermark.unwrap()), "{page}");
+    // Kim's last event: the notification of the lunch, a moment ago.
+    let last_event = browser
+        .run("return [...document.querySelectorAll('tr')].find(r => r.textContent.includes('kim@flexi.se')).querySelector('.last-event').textContent")
+        .await;
+    let at: jiff::Timestamp = last_event.as_str().unwrap().parse().unwrap();
+    assert!(
+        (t..=now()).contains(&at.as_second()),
+        "after the lunch was put: {last_event}"
+    );
     // The streaming group: the three mailboxes of sim share one connection.
     assert!(
         page.contains("sim: streaming connection 1 of 1 (3 mailboxes)"),

@@ -29,6 +29,9 @@ impl Service {
                 tracing::warn!(mailbox = %change.address(), %error, "cannot record the subscription state");
             }
             if let Some(mailbox) = self.mailboxes.get(change.address()) {
+                if matches!(change, Change::Calendar { .. }) {
+                    *lock(&mailbox.last_event) = Some(self.adapters.clock.now());
+                }
                 lock(&mailbox.changed_at).get_or_insert_with(Instant::now);
                 mailbox.wake.notify_one();
             }

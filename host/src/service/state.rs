@@ -30,6 +30,9 @@ pub(super) struct Mailbox {
     pub wake: Notify,
     /// Wakes the delivery task (a new call in the outbox, a restart).
     pub deliver: Notify,
+    /// When (the service clock, seconds) the newest change notification arrived, for
+    /// Active connections ("last event"); not kept across a restart.
+    pub last_event: Mutex<Option<i64>>,
     /// When the oldest change not yet handled arrived.
     pub changed_at: Mutex<Option<Instant>>,
     /// The change each queued call answers, for the latency histogram.
@@ -72,6 +75,7 @@ impl Mailbox {
             user: std::sync::RwLock::new(user.clone()),
             wake: Notify::new(),
             deliver: Notify::new(),
+            last_event: Mutex::new(None),
             changed_at: Mutex::new(None),
             call_started: Mutex::new(BTreeMap::new()),
             cached: Mutex::new(None),

@@ -31,6 +31,8 @@ pub struct UserRow {
     /// The connection the mailbox is watched on (a streaming connection of its
     /// server, or push), while it is watched.
     pub stream_group: Option<String>,
+    /// When the newest change notification for the mailbox arrived (UTC).
+    pub last_event: Option<String>,
     /// What the phone was last confirmed showing (reason and return time, UTC).
     pub diversion: Option<String>,
     pub pending_calls: usize,
@@ -121,6 +123,7 @@ pub fn row(service: &Service, mailbox: &Mailbox) -> UserRow {
             _ => None,
         },
         last_sync: record.last_sync.map(crate::diversion::utc),
+        last_event: crate::lock::lock(&mailbox.last_event).map(crate::diversion::utc),
         stream_group: user
             .exchange
             .as_deref()
@@ -161,6 +164,7 @@ mod tests {
             subscription: None,
             watermark: None,
             stream_group: None,
+            last_event: None,
             diversion: None,
             pending_calls: 0,
             exchange: None,
