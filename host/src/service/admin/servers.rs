@@ -41,6 +41,8 @@ pub struct ServerView {
     pub account: String,
     /// The local web service address Exchange pushes to, when push is configured.
     pub push: Option<String>,
+    /// Whether that address is https (`push_ssl`).
+    pub push_ssl: bool,
     pub timeout_ms: u128,
     /// How many configured users the rules route here.
     pub mailboxes: usize,
@@ -83,6 +85,10 @@ fn view(service: &Service, server: &ExchangeServer) -> ServerView {
         sign_in,
         account: server.credentials.who().to_string(),
         push: server.push.as_ref().map(|p| p.url.clone()),
+        push_ssl: server
+            .push
+            .as_ref()
+            .is_some_and(|p| p.url.starts_with("https://")),
         timeout_ms: server.timeout.as_millis(),
         mailboxes: routed.len(),
         first_mailbox: routed.into_iter().min(),
